@@ -1,0 +1,54 @@
+"""`jaxseed run CONFIG.yaml [--set key=value ...]` and `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]`.
+
+Bad input is one line on stderr and exit code 2, with no traceback and nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jaxseed", description="Many fine-tuning seeds in one compiled JAX program.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train S seeds and write predictions and metrics to one folder")
+    r.add_argument("config", help="YAML config file")
+    r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key (the value is parsed as YAML); repeatable")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rep = sub.add_parser("report", help="tables and plots of seed effects from one or more run folders")
+    rep.add_argument("run_dirs", nargs="+")
+    rep.add_argument("-o", "--output", default=None, help="output folder (default: RUN_DIR/report)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from jaxseed.config import ConfigError, load_config, parse_set, resolve_seeds
+
+    try:
+        if args.command == "run":
+            cfg = load_config(args.config, parse_set(args.overrides))
+            from jaxseed.run import run, summary_table
+
+            out = run(cfg, progress=not args.no_progress)
+            print(summary_table(json.loads((out / "metrics.json").read_text()), resolve_seeds(cfg.seeds)))
+            print(f"wrote {out}")
+        else:
+            from jaxseed.report import build_report
+
+            try:
+                path = build_report(args.run_dirs, args.output)
+            except ValueError as e:  # the report's one-line complaint about a run folder
+                raise ConfigError(str(e)) from None
+            print(f"wrote {path}")
+    except ConfigError as e:
+        print(f"jaxseed: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

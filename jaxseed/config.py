@@ -1,0 +1,205 @@
+"""Typed run configuration, filled from YAML and `--set key=value` overrides.
+
+Every problem with a config is a `ConfigError` with a one-line message naming the key; the CLI turns it into
+exit code 2 before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config key or value the run refuses, raised before any work."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Seeds:
+    """Three independent seed streams per run (Dodge et al. 2020): head init, data order, dropout."""
+
+    init: tuple[int, ...]
+    order: tuple[int, ...]
+    dropout: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.init)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    task: str
+    model: str
+    seeds: Any = 4  # a count, a list of ints, or {init, order, dropout[, grid]}; see `resolve_seeds`
+    epochs: float = 3.0
+    max_steps: int | None = None  # overrides epochs when set
+    batch_size: int = 16  # per seed
+    eval_batch_size: int = 64
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    dropout: float | None = None  # None keeps the checkpoint's hidden/attention dropout
+    max_length: int = 128
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    train_mode: str = "full"  # full fine-tuning, or "head": a linear probe on a frozen, shared backbone
+    data_dir: str | None = None  # None loads nyu-mll/glue through `datasets`; else a glue_data folder
+    output_dir: str | None = None  # None: runs/<task>-<model name>
+    overwrite: bool = False
+    seed_chunk: int | None = None  # seeds per compiled program; None runs all seeds at once
+    eval_every: int | None = None  # also evaluate every k steps
+    log_every: int = 10
+    dtype: str = "float32"  # compute dtype; parameters stay float32
+    remat: bool = False
+
+    @property
+    def resolved_output_dir(self) -> Path:
+        if self.output_dir:
+            return Path(self.output_dir)
+        return Path("runs") / f"{self.task}-{Path(self.model.rstrip('/')).name}"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_POSITIVE_INT = ("batch_size", "eval_batch_size", "max_length", "log_every")
+_OPTIONAL_POSITIVE_INT = ("max_steps", "max_train_examples", "max_eval_examples", "seed_chunk", "eval_every")
+_FLOAT = ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "adam_beta1", "adam_beta2",
+          "adam_epsilon", "epochs")
+_CHOICES = {"train_mode": ("full", "head"), "dtype": ("float32", "bfloat16")}
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check(key: str, ok: bool, want: str, value) -> None:
+    if not ok:
+        raise ConfigError(f"config key '{key}': expected {want}, got {value!r}")
+
+
+def _number(key: str, v) -> float:
+    # PyYAML reads "3e-5" (no dot) as a string; users write learning rates that way, so accept it.
+    try:
+        if not isinstance(v, bool) and isinstance(v, (int, float, str)):
+            return float(v)
+    except ValueError:
+        pass
+    raise ConfigError(f"config key '{key}': expected a number, got {v!r}")
+
+
+def _validate(raw: dict) -> dict:
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise ConfigError(f"unknown config key '{unknown[0]}' (known keys: {', '.join(_FIELDS)})")
+    for key in ("task", "model"):
+        if key not in raw or raw[key] in (None, ""):
+            raise ConfigError(f"config key '{key}' is required")
+        _check(key, isinstance(raw[key], str), "a string", raw[key])
+    out = dict(raw)
+    for key, v in raw.items():
+        if key in _POSITIVE_INT:
+            _check(key, _is_int(v) and v > 0, "a positive integer", v)
+        elif key in _OPTIONAL_POSITIVE_INT:
+            _check(key, v is None or (_is_int(v) and v > 0), "a positive integer or null", v)
+        elif key in _FLOAT:
+            out[key] = _number(key, v)
+        elif key in _CHOICES:
+            _check(key, v in _CHOICES[key], " or ".join(map(repr, _CHOICES[key])), v)
+        elif key in ("overwrite", "remat"):
+            _check(key, isinstance(v, bool), "true or false", v)
+        elif key in ("data_dir", "output_dir"):
+            _check(key, v is None or isinstance(v, str), "a path or null", v)
+        elif key == "dropout":
+            _check(key, v is None or (isinstance(v, (int, float)) and 0 <= v < 1), "a number in [0, 1) or null", v)
+    for key in ("learning_rate", "weight_decay", "max_grad_norm", "adam_epsilon", "epochs"):
+        if key in out:
+            _check(key, out[key] >= 0, "a non-negative number", raw[key])
+    for key in ("warmup_ratio", "adam_beta1", "adam_beta2"):
+        if key in out:
+            _check(key, 0 <= out[key] < 1 or (key == "warmup_ratio" and out[key] == 1), "a number in [0, 1)", raw[key])
+    if "epochs" in out and out["epochs"] == 0 and not out.get("max_steps"):
+        raise ConfigError("config key 'epochs': must be positive unless max_steps is set")
+    resolve_seeds(out.get("seeds", Config.seeds))
+    return out
+
+
+def resolve_seeds(spec) -> Seeds:
+    """A count n → seeds 0..n-1 on all three streams; a list → those ints on all three streams;
+    a mapping {init, order, dropout} → lists zipped (a list of length 1 broadcasts), or their full
+    product with `grid: true` (Dodge et al.'s init × order grids)."""
+
+    def ints(name, v):
+        v = [v] if _is_int(v) else v
+        _check(f"seeds.{name}" if name else "seeds", isinstance(v, list) and v and all(_is_int(x) and x >= 0 for x in v),
+               "a non-negative integer or a non-empty list of them", v)
+        return list(v)
+
+    if _is_int(spec):
+        _check("seeds", spec > 0, "a positive count, a list of integers, or a mapping", spec)
+        s = list(range(spec))
+        return Seeds(tuple(s), tuple(s), tuple(s))
+    if isinstance(spec, list):
+        s = ints("", spec)
+        return Seeds(tuple(s), tuple(s), tuple(s))
+    _check("seeds", isinstance(spec, dict), "a count, a list of integers, or a mapping", spec)
+    extra = set(spec) - {"init", "order", "dropout", "grid"}
+    if extra:
+        raise ConfigError(f"unknown config key 'seeds.{sorted(extra)[0]}' (known: init, order, dropout, grid)")
+    grid = spec.get("grid", False)
+    _check("seeds.grid", isinstance(grid, bool), "true or false", grid)
+    lists = {k: ints(k, spec.get(k, 0)) for k in ("init", "order", "dropout")}
+    if grid:
+        rows = list(itertools.product(lists["init"], lists["order"], lists["dropout"]))
+    else:
+        n = max(len(v) for v in lists.values())
+        for k, v in lists.items():
+            if len(v) not in (1, n):
+                raise ConfigError(f"config key 'seeds.{k}': has {len(v)} entries, expected 1 or {n} (or set grid: true)")
+        rows = list(zip(*[v * n if len(v) == 1 else v for v in lists.values()]))
+    init, order, dropout = (tuple(c) for c in zip(*rows))
+    return Seeds(init, order, dropout)
+
+
+def parse_set(items: list[str]) -> dict:
+    """`--set key=value` pairs; values are parsed as YAML so numbers, lists and mappings work."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: cannot parse value {value!r}") from None
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {path}: invalid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of keys to values")
+    raw.update(overrides or {})
+    return Config(**_validate(raw))
+
+
+def to_dict(cfg: Config) -> dict:
+    d = dataclasses.asdict(cfg)
+    s = resolve_seeds(cfg.seeds)
+    d["seeds"] = {"init": list(s.init), "order": list(s.order), "dropout": list(s.dropout)}
+    d["output_dir"] = str(cfg.resolved_output_dir)
+    return d

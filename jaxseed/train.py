@@ -1,0 +1,246 @@
+"""Training: one pure per-seed step, vmapped over a leading seed axis S and sharded over a `seed` mesh axis.
+
+Shapes: S seeds in a chunk, N examples, B per-seed batch, L bucketed length, C labels.
+Trained parameters carry the seed axis; frozen ones (the backbone with train_mode "head") are one shared copy.
+Hyperparameters users sweep (learning rate, weight decay) and the schedule lengths enter the compiled step as
+per-seed arrays, so a new learning rate or a new number of steps never recompiles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from tqdm.auto import tqdm
+
+from jaxseed import model as model_lib
+from jaxseed.config import Config, Seeds
+from jaxseed.data import Encoded
+
+STREAM_INIT, STREAM_ORDER, STREAM_DROPOUT = 0, 1, 2  # folded into each seed so equal ints give independent streams
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """Everything static about a step; hashable, so equal specs and shapes reuse one compiled program."""
+
+    encoder: model_lib.EncoderConfig
+    num_labels: int
+    batch_size: int
+    dtype: str = "float32"
+    remat: bool = False
+    max_grad_norm: float = 1.0
+    adam_b1: float = 0.9
+    adam_b2: float = 0.999
+    adam_eps: float = 1e-8
+
+    def classifier(self) -> model_lib.Classifier:
+        return model_lib.Classifier(self.encoder, self.num_labels, dtype=jnp.dtype(self.dtype), remat=self.remat)
+
+
+@dataclasses.dataclass
+class Result:
+    logits: dict  # split -> [S, N, C] float32
+    loss_TxS: np.ndarray
+    lr_TxS: np.ndarray
+    history: list  # [(step, {split: logits [S, N, C]})] when eval_every is set
+    trained: dict  # final trained parameters on the host, leading seed axis S
+    compile_s: float
+    train_s: float
+
+
+def seed_keys(seeds_S, stream: int) -> jax.Array:
+    return jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), stream))(jnp.asarray(seeds_S, jnp.uint32))
+
+
+def lr_factor(step, warmup, total):
+    """Linear warmup to 1, then linear decay to 0 at `total`: transformers' get_linear_schedule_with_warmup,
+    written here because optax's schedules take their lengths as Python ints, which would be baked in."""
+    step = jnp.asarray(step, jnp.float32)
+    up = step / jnp.maximum(warmup, 1)
+    down = (total - step) / jnp.maximum(total - warmup, 1)
+    return jnp.clip(jnp.where(step < warmup, up, down), 0.0, 1.0)
+
+
+def _decay_mask(params):
+    # AdamW decays weight matrices and embeddings, not biases or LayerNorm scales (as transformers' Trainer).
+    return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key in ("kernel", "embedding"), params)
+
+
+def make_optimizer(spec: StepSpec, hp: dict) -> optax.GradientTransformation:
+    schedule = lambda count: hp["learning_rate"] * lr_factor(count, hp["warmup_steps"], hp["total_steps"])
+    return optax.chain(
+        optax.clip_by_global_norm(spec.max_grad_norm),
+        optax.adamw(schedule, spec.adam_b1, spec.adam_b2, spec.adam_eps, weight_decay=hp["weight_decay"],
+                    mask=_decay_mask))
+
+
+def _logits(spec: StepSpec, params, batch, dropout_key=None):
+    deterministic = dropout_key is None
+    return spec.classifier().apply({"params": params}, batch["ids"], batch["mask"], batch["type_ids"],
+                                   deterministic=deterministic, rngs=None if deterministic else {"dropout": dropout_key})
+
+
+def _loss(spec: StepSpec, logits_BxC, label_B):
+    if spec.num_labels == 1:  # regression, as transformers: MSE on the single output
+        return jnp.mean((logits_BxC[:, 0] - label_B) ** 2)
+    return optax.softmax_cross_entropy_with_integer_labels(logits_BxC, label_B).mean()
+
+
+def _seed_step(spec: StepSpec, trained, opt_state, perm_N, hp, dropout_key, frozen, data, step):
+    """One optimizer step of one seed. perm_N is this seed's data order for the current epoch."""
+    n = data["ids"].shape[0]
+    pos = (step % (n // spec.batch_size)) * spec.batch_size  # the last partial batch of an epoch is dropped
+    idx_B = jax.lax.dynamic_slice_in_dim(perm_N, pos, spec.batch_size)
+    batch = jax.tree.map(lambda x: x[idx_B], data)  # gathered on the device: no per-step host work
+
+    def loss_fn(trained):
+        logits = _logits(spec, {**frozen, **trained}, batch, jax.random.fold_in(dropout_key, step))
+        return _loss(spec, logits, batch["label"])
+
+    loss, grads = jax.value_and_grad(loss_fn)(trained)
+    updates, opt_state = make_optimizer(spec, hp).update(grads, opt_state, trained)
+    return optax.apply_updates(trained, updates), opt_state, loss
+
+
+@functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
+def train_step(spec, trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S, frozen, data, step):
+    per_seed = jax.vmap(functools.partial(_seed_step, spec), in_axes=(0, 0, 0, 0, 0, None, None, None))
+    return per_seed(trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S, frozen, data, step)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def evaluate(spec, eval_batch, trained_S, frozen, data):
+    """Logits [S, N, C] for N a multiple of eval_batch; batches run in a lax.map so the shape compiles once."""
+    batches = jax.tree.map(lambda x: x.reshape(-1, eval_batch, *x.shape[1:]), data)
+
+    def one_seed(trained):
+        params = {**frozen, **trained}
+        out = jax.lax.map(lambda b: _logits(spec, params, b), batches)
+        return out.reshape(-1, spec.num_labels)
+
+    return jax.vmap(one_seed)(trained_S)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def epoch_permutations(order_keys_S, epoch, n):
+    return jax.vmap(lambda k: jax.random.permutation(jax.random.fold_in(k, epoch), n))(order_keys_S)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def init_heads(encoder, num_labels, init_keys_S, pooler):
+    return jax.vmap(lambda k: model_lib.init_head(k, encoder, num_labels, pooler))(init_keys_S)
+
+
+def step_cache_size() -> int:
+    """How many programs the train step has compiled in this process (one per static spec and shape)."""
+    return train_step._cache_size()
+
+
+def seed_mesh() -> Mesh:
+    return Mesh(np.array(jax.devices()), ("seed",))
+
+
+def num_steps(cfg: Config, num_train: int) -> tuple[int, int]:
+    """(total steps, warmup steps), counted as transformers' Trainer does, with the last partial batch dropped."""
+    steps_per_epoch = num_train // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"batch_size {cfg.batch_size} exceeds the {num_train} training examples")
+    total = cfg.max_steps or max(1, int(cfg.epochs * steps_per_epoch))
+    return total, math.ceil(cfg.warmup_ratio * total)
+
+
+def _to_device(enc: Encoded, sharding, pad_to: int = 1) -> dict:
+    n = enc.ids_NxL.shape[0]
+    pad = (-n) % pad_to
+    arrays = {"ids": enc.ids_NxL, "mask": enc.mask_NxL, "type_ids": enc.type_ids_NxL, "label": enc.label_N}
+    arrays = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in arrays.items()}
+    return jax.device_put(arrays, sharding)
+
+
+def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: Encoded, dev_encs: dict,
+               progress: bool = True):
+    """Returns train(seeds) -> Result: the whole run for any set of seeds, in chunks of cfg.seed_chunk."""
+    encoder = pretrained.config
+    if cfg.dropout is not None:
+        encoder = dataclasses.replace(encoder, hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout)
+    spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
+                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon)
+    mesh = seed_mesh()
+    ndev = mesh.devices.size
+    per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
+    train_data = _to_device(train_enc, shared)
+    dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
+    n_train = train_enc.ids_NxL.shape[0]
+    total, warmup = num_steps(cfg, n_train)
+    steps_per_epoch = n_train // cfg.batch_size
+    frozen = {"backbone": jax.device_put(pretrained.backbone, shared)} if cfg.train_mode == "head" else {}
+    pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
+
+    def evaluate_all(trained, n_seeds):
+        return {s: np.asarray(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
+                for s, d in dev_data.items()}
+
+    def train_chunk(seeds: Seeds, chunk_size: int, bar_desc: str):
+        n_real = len(seeds)
+        fill = lambda v: np.asarray(list(v) + [v[-1]] * (chunk_size - n_real))  # padded seeds are dropped at the end
+        init_k, order_k, drop_k = (jax.device_put(seed_keys(fill(v), st), per_seed) for v, st in
+                                   ((seeds.init, STREAM_INIT), (seeds.order, STREAM_ORDER), (seeds.dropout, STREAM_DROPOUT)))
+        trained = {"head": init_heads(encoder, task.num_labels, init_k, pooler)}
+        if cfg.train_mode == "full":  # every seed fine-tunes its own copy of the pretrained weights
+            trained["backbone"] = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk_size,) + x.shape),
+                                               pretrained.backbone)
+        trained = jax.device_put(trained, per_seed)
+        opt = jax.jit(jax.vmap(make_optimizer(spec, _hp(1)).init), out_shardings=per_seed)(trained)
+        hp = jax.device_put(_hp(chunk_size), per_seed)
+        losses, history, t0, compile_s = [], [], time.perf_counter(), 0.0
+        bar = tqdm(range(total), desc=bar_desc, unit="step", disable=not progress)
+        for t in bar:
+            if t % steps_per_epoch == 0:
+                perm = epoch_permutations(order_k, t // steps_per_epoch, n_train)
+            trained, opt, loss = train_step(spec, trained, opt, perm, hp, drop_k, frozen, train_data, jnp.int32(t))
+            losses.append(loss)
+            if t == 0:
+                jax.block_until_ready(loss)
+                compile_s = time.perf_counter() - t0  # the first step holds compilation
+            if (t + 1) % cfg.log_every == 0 or t + 1 == total:
+                l = np.asarray(loss)[:n_real]
+                bar.set_postfix(loss=f"{l.mean():.4f}", spread=f"{l.min():.3f}-{l.max():.3f}")
+            if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < total:
+                history.append((t + 1, evaluate_all(trained, n_real)))
+        bar.close()
+        logits = evaluate_all(trained, n_real)
+        loss_TxS = np.asarray(jnp.stack(losses))[:, :n_real]
+        train_s = time.perf_counter() - t0 - compile_s
+        return logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: np.asarray(x)[:n_real], trained)
+
+    def _hp(n):
+        return {"learning_rate": np.full(n, cfg.learning_rate, np.float32),
+                "weight_decay": np.full(n, cfg.weight_decay, np.float32),
+                "warmup_steps": np.full(n, warmup, np.int32), "total_steps": np.full(n, total, np.int32)}
+
+    def train(seeds: Seeds) -> Result:
+        size = cfg.seed_chunk or len(seeds)
+        size = -(-size // ndev) * ndev  # pad each chunk to a multiple of the devices
+        parts = []
+        for start in range(0, len(seeds), size):
+            sl = slice(start, start + size)
+            chunk = Seeds(seeds.init[sl], seeds.order[sl], seeds.dropout[sl])
+            parts.append(train_chunk(chunk, size, f"seeds {start}-{start + len(chunk) - 1}"))
+        logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
+        history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})
+                   for i, (step, _) in enumerate(parts[0][2])]
+        lr = np.asarray(cfg.learning_rate * lr_factor(np.arange(total), warmup, total))
+        loss = np.concatenate([p[1] for p in parts], axis=1)
+        trained = jax.tree.map(lambda *xs: np.concatenate(xs), *[p[5] for p in parts])
+        return Result(logits, loss, np.broadcast_to(lr[:, None], loss.shape).copy(), history, trained,
+                      sum(p[3] for p in parts), sum(p[4] for p in parts))
+
+    return train
