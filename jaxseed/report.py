@@ -110,7 +110,7 @@ def load_run(run_dir) -> Run:
 # ---------------------------------------------------------------- statistics per (run, split)
 
 @partial(jax.jit, static_argnames=("names", "num_classes", "reg"))
-def _device_stats(p, y, w, names: tuple, num_classes: int, reg: bool) -> dict:
+def _device_stats(p, y, w, train_majority, names: tuple, num_classes: int, reg: bool) -> dict:
     """Every array statistic of one (run, split) in one compiled call (op-by-op JAX compiles each small op for
     each new shape: ~6 s per split on CPU against ~2 s). w masks the padding (see _pad)."""
     out = {"scores": {k: M.compute_metric(k, p, y, num_classes, mask_N=w) for k in names}}
@@ -118,8 +118,9 @@ def _device_stats(p, y, w, names: tuple, num_classes: int, reg: bool) -> dict:
     if reg:
         out.update(con_tol=M.consistency_within(p, REGRESSION_TOL, mask_N=w), example_std=M.score_std(p))
         return out
-    # The dev split's majority class, ties to the smaller (as M.majority_baseline), scored like a run.
-    majority = jnp.argmax(jnp.bincount(y, weights=w, length=num_classes))
+    # The training set's majority class (config.json task_info), else the dev split's (ties to the smaller).
+    dev_majority = jnp.argmax(jnp.bincount(y, weights=w, length=num_classes))
+    majority = jnp.where(train_majority >= 0, train_majority, dev_majority)
     const = jnp.full((1,) + y.shape, majority, y.dtype)
     out["majority"] = {k: M.compute_metric(k, const, y, num_classes, mask_N=w)[0] for k in names}
     ks = tuple(range(2, p.shape[0] + 1))  # S is static under jit
@@ -145,7 +146,9 @@ def split_stats(run: Run, split: str) -> dict:
     S, N = p.shape
     C, reg, primary = int(info["num_labels"]), bool(info["is_regression"]), info["primary_metric"]
     names = tuple(info["metrics"])
-    d = jax.tree.map(lambda a: np.asarray(a, np.float64), _device_stats(*_pad(p, y), names, C, reg))
+    train_majority = info.get("majority_class")
+    train_majority = -1 if train_majority is None else int(train_majority)
+    d = jax.tree.map(lambda a: np.asarray(a, np.float64), _device_stats(*_pad(p, y), train_majority, names, C, reg))
     for k in ("vote_share", "example_std"):  # per-example arrays: drop the padding
         if k in d:
             d[k] = d[k][:N]
@@ -157,7 +160,7 @@ def split_stats(run: Run, split: str) -> dict:
     # The engine scores the *training-set* majority class, which predictions.npz cannot tell us, so a baseline
     # cached in metrics.json wins; without one we use the dev split's majority class (and the notes say so).
     cached = {k: _cached(run, "splits", split, "majority_baseline", k) for k in names}
-    r["baseline_cached"] = None not in cached.values()
+    r["baseline_cached"] = None not in cached.values() or train_majority >= 0
     r["baseline"] = {k: cached[k] if cached[k] is not None
                      else M.majority_baseline(k, y, None, C) if reg else float(d["majority"][k]) for k in names}
     r["failed"] = {k: int(np.sum(np.asarray(M.failed_runs(v, r["baseline"][k])))) for k, v in r["scores"].items()}

@@ -150,9 +150,9 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
                "timing": {"compile_s": result.compile_s, "train_s": result.train_s,
                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    resolved = to_dict(cfg)
+    resolved = to_dict(cfg)  # majority: the training set's majority class, for baselines recomputed later
     resolved.update({
-        "task_info": task.info(), "model_dir": str(model_dir), "encoder": pretrained.config.__dict__,
+        "task_info": task.info() | {"majority_class": majority}, "model_dir": str(model_dir), "encoder": pretrained.config.__dict__,
         "train_examples": int(len(train_enc.label_N)), "train_length": train_enc.length,
         "eval_lengths": {s: e.length for s, e in dev_enc.items()}, "total_steps": total, "warmup_steps": warmup,
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "platform": jax.default_backend(),
