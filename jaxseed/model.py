@@ -101,7 +101,7 @@ class Embeddings(nn.Module):
         if c.family == "roberta":
             # HF create_position_ids_from_input_ids: count non-pad tokens, offset by padding_idx.
             not_pad_BxL = (input_ids_BxL != c.pad_token_id).astype(jnp.int32)
-            pos_BxL = jnp.broadcast_to(jnp.arange(input_ids_BxL.shape[1]) + c.pad_token_id + 1, input_ids_BxL.shape)
+            pos_BxL = jnp.cumsum(not_pad_BxL, axis=1) * not_pad_BxL + c.pad_token_id
         else:
             pos_BxL = jnp.broadcast_to(jnp.arange(input_ids_BxL.shape[1]), input_ids_BxL.shape)
         init = nn.initializers.normal(c.initializer_range)
