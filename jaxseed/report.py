@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend/state, works headless
+from matplotlib.ticker import MaxNLocator
 
 from jaxseed import metrics as M
 from jaxseed import stats as St
@@ -302,6 +303,7 @@ def _plots(rows: list[dict], folder: Path) -> list[tuple[str, str]]:
             a2.plot(rows[i]["ks"], 100 * rows[i]["ccon_curve"], marker=".", label=labels[i])
         for ax, t in ((a1, "consistency"), (a2, "correct consistency")):
             ax.set(xlabel="k seeds", ylabel=f"{t} (%)", title=f"Expected {t} of k seeds")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         a1.legend(fontsize=7)
         _save(fig, folder, "consistency_vs_k.png", "Consistency and correct consistency against k", out)
@@ -312,6 +314,7 @@ def _plots(rows: list[dict], folder: Path) -> list[tuple[str, str]]:
     for i, r in enumerate(rows):
         ax.plot(np.arange(1, r["S"] + 1), 100 * r["expected_max"][r["primary"]], marker=".", label=labels[i])
     ax.set(xlabel="n seeds", ylabel="expected max of primary metric (%)", title="Expected maximum of n seeds")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, folder, "expected_max.png", "Expected best dev score among n seeds (Dodge et al. 2019)", out)
