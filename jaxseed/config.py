@@ -54,11 +54,12 @@ class Config:
     data_dir: str | None = None  # None loads nyu-mll/glue through `datasets`; else a glue_data folder
     output_dir: str | None = None  # None: runs/<task>-<model name>
     overwrite: bool = False
-    seed_chunk: int | None = None  # seeds per compiled program; None runs all seeds at once
+    seed_chunk: int | None = None  # seeds per compiled program; None: as many as fit in free memory (planner)
     eval_every: int | None = None  # also evaluate every k steps
     log_every: int = 10
     dtype: str = "float32"  # compute dtype; parameters stay float32
     remat: bool = False
+    seed_loop: bool | None = None  # loop seeds inside the program instead of vmap; None: loop on CPU only
 
     @property
     def resolved_output_dir(self) -> Path:
@@ -114,6 +115,8 @@ def _validate(raw: dict) -> dict:
             _check(key, v in _CHOICES[key], " or ".join(map(repr, _CHOICES[key])), v)
         elif key in ("overwrite", "remat"):
             _check(key, isinstance(v, bool), "true or false", v)
+        elif key == "seed_loop":
+            _check(key, v is None or isinstance(v, bool), "true, false or null", v)
         elif key in ("data_dir", "output_dir"):
             _check(key, v is None or isinstance(v, str), "a path or null", v)
         elif key == "dropout":

@@ -21,7 +21,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxseed import model as model_lib
-from jaxseed.config import Config, Seeds
+from jaxseed import planner
+from jaxseed.config import Config, ConfigError, Seeds
 from jaxseed.data import Encoded
 
 STREAM_INIT, STREAM_ORDER, STREAM_DROPOUT = 0, 1, 2  # folded into each seed so equal ints give independent streams
@@ -40,6 +41,7 @@ class StepSpec:
     adam_b1: float = 0.9
     adam_b2: float = 0.999
     adam_eps: float = 1e-8
+    seed_groups: int = 0  # 0: vmap over all seeds; g > 0: vmap over g groups (one a device), seeds looped in each
 
     def classifier(self) -> model_lib.Classifier:
         return model_lib.Classifier(self.encoder, self.num_labels, dtype=jnp.dtype(self.dtype), remat=self.remat)
@@ -110,10 +112,24 @@ def _seed_step(spec: StepSpec, trained, opt_state, perm_N, hp, dropout_key, froz
     return optax.apply_updates(trained, updates), opt_state, loss
 
 
+def over_seeds(spec: StepSpec, fn, per_seed_args):
+    """fn applied to each seed's slice of per_seed_args (leading axis S), stacked back to S.
+
+    vmap batches every matmul over the seed axis, which is what accelerators want. XLA:CPU runs batched
+    matmuls slower than the same matmuls one at a time, so on CPU the seeds of each device's group are looped
+    (lax.map) inside the same compiled program; the outer vmap over groups keeps one group on each device."""
+    if not spec.seed_groups:
+        return jax.vmap(fn)(*per_seed_args)
+    g = spec.seed_groups
+    grouped = jax.tree.map(lambda x: x.reshape(g, x.shape[0] // g, *x.shape[1:]), per_seed_args)
+    out = jax.vmap(lambda args: jax.lax.map(lambda a: fn(*a), args))(grouped)
+    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
+
+
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
 def train_step(spec, trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S, frozen, data, step):
-    per_seed = jax.vmap(functools.partial(_seed_step, spec), in_axes=(0, 0, 0, 0, 0, None, None, None))
-    return per_seed(trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S, frozen, data, step)
+    one = lambda *a: _seed_step(spec, *a, frozen, data, step)
+    return over_seeds(spec, one, (trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -126,7 +142,7 @@ def evaluate(spec, eval_batch, trained_S, frozen, data):
         out = jax.lax.map(lambda b: _logits(spec, params, b), batches)
         return out.reshape(-1, spec.num_labels)
 
-    return jax.vmap(one_seed)(trained_S)
+    return over_seeds(spec, one_seed, (trained_S,))
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -171,10 +187,11 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     encoder = pretrained.config
     if cfg.dropout is not None:
         encoder = dataclasses.replace(encoder, hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout)
-    spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
-                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon)
     mesh = seed_mesh()
     ndev = mesh.devices.size
+    loop = cfg.seed_loop if cfg.seed_loop is not None else jax.default_backend() == "cpu"
+    spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
+                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, seed_groups=ndev if loop else 0)
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     train_data = _to_device(train_enc, shared)
     dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
@@ -227,13 +244,20 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 "warmup_steps": np.full(n, warmup, np.int32), "total_steps": np.full(n, total, np.int32)}
 
     def train(seeds: Seeds) -> Result:
-        size = cfg.seed_chunk or len(seeds)
+        # seed_chunk null: as many seeds a chunk as fit in free memory
+        size = planner.plan_for(cfg, encoder, task.num_labels, len(seeds), train_enc.length)
         size = -(-size // ndev) * ndev  # pad each chunk to a multiple of the devices
         parts = []
         for start in range(0, len(seeds), size):
             sl = slice(start, start + size)
             chunk = Seeds(seeds.init[sl], seeds.order[sl], seeds.dropout[sl])
-            parts.append(train_chunk(chunk, size, f"seeds {start}-{start + len(chunk) - 1}"))
+            try:
+                parts.append(train_chunk(chunk, size, f"seeds {start}-{start + len(chunk) - 1}"))
+            except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
+                if "RESOURCE_EXHAUSTED" not in str(e):
+                    raise
+                raise ConfigError(planner.oom_message(cfg, encoder, task.num_labels, size, train_enc.length,
+                                                      ndev)) from None
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
         history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})
                    for i, (step, _) in enumerate(parts[0][2])]

@@ -58,7 +58,7 @@ class CompileCounter(logging.Handler):
 def runs(tiny_bert_dir, glue_dir):
     """A vmapped group of 3 seeds, each seed alone, and a chunked run with other steps and learning rate,
     with the number of train-step compilations during each."""
-    cfg = tiny_cfg(tiny_bert_dir, glue_dir)
+    cfg = tiny_cfg(tiny_bert_dir, glue_dir, seed_loop=False)  # a vmapped group, whatever the backend
     counter, log = CompileCounter(), logging.getLogger("jax")  # JAX's loggers propagate to "jax"
     log.addHandler(counter)
     counts = []
@@ -69,11 +69,13 @@ def runs(tiny_bert_dir, glue_dir):
             alone = [make(cfg)(Seeds((i,), (o,), (d,))) for i, o, d in zip(SEEDS.init, SEEDS.order, SEEDS.dropout)]
             counts.append(counter.count)
             six = Seeds(SEEDS.init * 2, SEEDS.order * 2, SEEDS.dropout * 2)
-            chunked = make(tiny_cfg(tiny_bert_dir, glue_dir, seed_chunk=3, max_steps=9, learning_rate=1e-3))(six)
+            chunked = make(tiny_cfg(tiny_bert_dir, glue_dir, seed_chunk=3, max_steps=9, learning_rate=1e-3,
+                                    seed_loop=False))(six)
             counts.append(counter.count)
     finally:
         log.removeHandler(counter)
-    return dict(cfg=cfg, group=group, alone=alone, chunked=chunked, compiles=np.diff([0] + counts).tolist())
+    looped = make(tiny_cfg(tiny_bert_dir, glue_dir, seed_loop=True))(SEEDS)
+    return dict(cfg=cfg, group=group, alone=alone, chunked=chunked, looped=looped, compiles=np.diff([0] + counts).tolist())
 
 
 def test_seed_in_group_equals_seed_alone(runs):
@@ -85,6 +87,13 @@ def test_seed_in_group_equals_seed_alone(runs):
         np.testing.assert_array_equal(preds[k], a.argmax(-1))
         np.testing.assert_allclose(group[k], a, atol=1e-4, rtol=0)
         np.testing.assert_allclose(runs["group"].loss_TxS[:, k], alone.loss_TxS[:, 0], atol=1e-4, rtol=0)
+
+
+def test_seeds_looped_in_the_program_equal_vmapped(runs):
+    # The CPU default runs each device's seeds in a lax.map instead of vmap: the same numbers.
+    np.testing.assert_array_equal(runs["looped"].logits["validation"].argmax(-1),
+                                  runs["group"].logits["validation"].argmax(-1))
+    np.testing.assert_allclose(runs["looped"].logits["validation"], runs["group"].logits["validation"], atol=1e-4, rtol=0)
 
 
 def test_seed_streams_are_independent(runs):

@@ -1,0 +1,152 @@
+"""Seeds per device: estimate the memory one seed needs and pick `seed_chunk` so a chunk fits.
+
+Memory of a chunk of S seeds on one device, in bytes (P = parameter count, 4 = float32 bytes):
+
+    total(S)   = fixed + S * per_seed
+    fixed      = 4 * P_backbone                    the pretrained backbone every chunk starts from; with
+                                                   train_mode "head" also the one frozen copy all seeds read
+               + overhead                          runtime + compiler working set (CPU: RUNTIME_OVERHEAD_CPU;
+                                                   GPU: 0, it is outside bytes_in_use, and SAFETY covers the rest)
+    per_seed   = STATE_COPIES * 4 * P_trained      float32 params, grads, Adam m and v, and the update
+                                                   temporary: 5 copies (P_trained = backbone + head in full
+                                                   mode, only the head in head mode)
+               + activations
+    activations (full mode, saved for the backward pass, summed over layers):
+               = layers * (K_ACT * B*L*H + K_ATTN * B*heads*L*L) * 4 bytes
+                 K_ACT  = float32 tensors of size B*L*H kept per layer (q, k, v, context, the two dense
+                          outputs and their dropout masks, 2 LayerNorms, the 4H-wide intermediate before
+                          and after GELU, ...), calibrated on CPU against peak RSS: see benchmarks/NOTES.md;
+                 K_ATTN = float32 B*heads*L*L tensors per layer (scores, softmax, dropout bits, dropped probs).
+      bfloat16: the matmul outputs are 2 bytes, LayerNorm/softmax stay float32: activations * BF16_FACTOR.
+      remat:    only each layer's input is kept (1 tensor B*L*H per layer) plus one layer's full set.
+      head:     no backbone gradient, so no saved activations: one layer's full set as working memory.
+
+Free memory: CPU, psutil's available memory; GPU/TPU, memory_stats() bytes_limit - bytes_in_use per device.
+A chunk spreads over all devices, so a device holds chunk / devices seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from jaxseed.config import ConfigError
+
+STATE_COPIES = 5  # params, grads, Adam m, Adam v, the update temporary
+K_ACT = 30.0  # float32 [B, L, H] tensors saved per layer (fitted to MiniLM S=1/4/8 peak RSS, benchmarks/NOTES.md)
+K_ATTN = 4.0  # float32 [B, heads, L, L] tensors saved per layer
+BF16_FACTOR = 0.6  # activations with bfloat16 matmul outputs, relative to float32
+RUNTIME_OVERHEAD_CPU = 448 * 2**20  # XLA CPU runtime + compiler peak working set (fitted on CPU, as K_ACT)
+SAFETY = 0.9  # use at most this share of the free memory
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    fixed_bytes: int
+    per_seed_bytes: int
+    state_bytes: int  # part of per_seed
+    activation_bytes: int  # part of per_seed
+
+    def total(self, seeds: int) -> int:
+        return self.fixed_bytes + seeds * self.per_seed_bytes
+
+
+def head_params(hidden: int, num_labels: int) -> int:
+    return hidden * hidden + hidden + hidden * num_labels + num_labels
+
+
+def layer_activation_elems(batch: int, length: int, hidden: int, heads: int) -> tuple[float, float]:
+    """(elements of size B*L*H, elements of size B*heads*L*L) that one layer saves, times K_ACT / K_ATTN."""
+    return K_ACT * batch * length * hidden, K_ATTN * batch * heads * length * length
+
+
+def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "float32", remat: bool = False,
+             train_mode: str = "full", platform: str = "cpu") -> Estimate:
+    """Memory for one seed and the shared part; `encoder` is a jaxseed.model.EncoderConfig."""
+    H, layers, heads = encoder.hidden_size, encoder.num_layers, encoder.num_heads
+    p_backbone = encoder.num_params()
+    p_head = head_params(H, num_labels)
+    act, attn = layer_activation_elems(batch, length, H, heads)
+    one_layer = (act + attn) * 4
+    if train_mode == "head":
+        trained, activations = p_head, one_layer
+    elif train_mode == "full":
+        trained = p_backbone + p_head
+        if remat:
+            activations = layers * batch * length * H * 4 + one_layer
+        else:
+            activations = layers * one_layer
+    else:
+        raise ValueError(f"train_mode {train_mode!r}")
+    if dtype == "bfloat16":
+        activations *= BF16_FACTOR
+    state = STATE_COPIES * 4 * trained
+    overhead = RUNTIME_OVERHEAD_CPU if platform == "cpu" else 0
+    return Estimate(int(4 * p_backbone + overhead), int(state + activations), int(state), int(activations))
+
+
+def free_bytes(device=None) -> int:
+    """Free memory of one device: bytes_limit - bytes_in_use where the backend reports it, else host RAM."""
+    import jax
+
+    device = device or jax.devices()[0]
+    stats = None
+    try:
+        stats = device.memory_stats()
+    except Exception:  # CPU backends may not implement it
+        pass
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def seeds_per_device(est: Estimate, free: int, safety: float = SAFETY) -> int:
+    return max(0, int((free * safety - est.fixed_bytes) // est.per_seed_bytes))
+
+
+def pick_seed_chunk(est: Estimate, n_seeds: int, free: int, n_devices: int = 1, safety: float = SAFETY) -> int:
+    """Largest chunk (a multiple of n_devices, at most n_seeds rounded up to one) that fits; ConfigError if
+    not even one seed per device fits."""
+    per_dev = seeds_per_device(est, free, safety)
+    if per_dev < 1:
+        raise ConfigError(
+            f"even one seed does not fit: it needs about {gib(est.total(1))} and {gib(free * safety)} of "
+            f"{gib(free)} free is usable; try train_mode: head, remat: true, dtype: bfloat16, "
+            f"or a smaller batch_size / max_length")
+    want = -(-n_seeds // n_devices)  # seeds per device if everything ran at once
+    return min(per_dev, want) * n_devices
+
+
+def gib(b: float) -> str:
+    return f"{b / 2**30:.2f} GiB"
+
+
+def plan_for(cfg, encoder, num_labels: int, n_seeds: int, length: int | None = None) -> int:
+    """seed_chunk for a jaxseed Config: cfg.seed_chunk when set, else what fits in the free memory."""
+    import jax
+
+    if cfg.seed_chunk:
+        return cfg.seed_chunk
+    devices = jax.devices()
+    est = estimate(encoder, num_labels, cfg.batch_size, length or cfg.max_length, cfg.dtype, cfg.remat,
+                   cfg.train_mode, devices[0].platform)
+    return pick_seed_chunk(est, n_seeds, free_bytes(devices[0]), len(devices))
+
+
+def oom_message(cfg, encoder, num_labels: int, chunk: int, length: int, n_devices: int, free: int | None = None) -> str:
+    """One line for an out-of-memory error: the seed_chunk that the planner thinks fits."""
+    import jax
+
+    est = estimate(encoder, num_labels, cfg.batch_size, length, cfg.dtype, cfg.remat, cfg.train_mode,
+                   jax.devices()[0].platform)
+    free = free_bytes() if free is None else free
+    fit = seeds_per_device(est, free) * n_devices
+    if fit >= chunk or fit < 1:  # the estimate was too optimistic (or nothing is free now): halve
+        fit = max(n_devices, (chunk // 2) // n_devices * n_devices)
+    if chunk <= n_devices:
+        return (f"out of device memory with one seed per device ({gib(est.total(1))} estimated); "
+                f"try train_mode: head, remat: true, dtype: bfloat16, or a smaller batch_size / max_length")
+    return (f"out of device memory with seed_chunk {chunk}; set seed_chunk: {fit} "
+            f"(estimated {gib(est.per_seed_bytes)} per seed + {gib(est.fixed_bytes)} shared, {gib(free)} free)")
