@@ -558,7 +558,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
     lines = [f"# Training throughput: {meta['out']}", "",
              f"Command: `{meta['command']}`", "",
              f"Hardware: {meta['hardware']['cpu']}, {meta['hardware']['cores']} cores, {meta['hardware']['ram_gib']} GiB RAM; "
-             f"GPU: {'none in this session (the GPU targets were not measured)' if not meta['gpu'] else meta['gpu']}. "
+             f"GPU: {'none (the GPU targets were not measured)' if not meta['gpu'] else meta['gpu']}. "
              f"Measured dense {meta['peak']['dtype']} matmul peak: {meta['peak']['peak_flops'] / 1e9:.0f} GFLOP/s "
              f"({', '.join(f'{k} {v}' for k, v in meta['peak']['measured'].items())} GFLOP/s); MFU is relative to it.", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
