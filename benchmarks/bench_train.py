@@ -376,6 +376,11 @@ def worker_hf(a: dict) -> dict:
                setup_s=statistics.median(setups), programs=0, runs=S, warmup_s=sum(first),
                others_cores_during=round(meter.stop(), 2), final_loss=losses[-1],
                finite=all(map(math.isfinite, losses)))
+    return _torch_row(row, torch, cuda, base)
+
+
+def _torch_row(row: dict, torch, cuda: bool, base) -> dict:
+    """The memory and device columns every torch contender reports."""
     row.update(_mem(base))
     row["device"] = f"cuda:{torch.cuda.get_device_name()}" if cuda else f"cpu:torch-{torch.get_num_threads()}threads"
     if cuda:
@@ -446,11 +451,7 @@ def worker_torch_func(a: dict) -> dict:
                programs=0, runs=1, warmup_s=sum(times[:a["warmup"]]), step_time_iqr_s=_iqr(times[a["warmup"]:]),
                others_cores_during=round(meter.stop(), 2), final_loss=losses[-1],
                finite=all(map(math.isfinite, losses)))
-    row.update(_mem(base))
-    row["device"] = f"cuda:{torch.cuda.get_device_name()}" if cuda else f"cpu:torch-{torch.get_num_threads()}threads"
-    if cuda:
-        row["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
-    return row
+    return _torch_row(row, torch, cuda, base)
 
 
 def worker_breakdown(a: dict) -> dict:

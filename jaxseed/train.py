@@ -215,7 +215,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             trained["backbone"] = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk_size,) + x.shape),
                                                pretrained.backbone)
         trained = jax.device_put(trained, per_seed)
-        opt = jax.jit(jax.vmap(make_optimizer(spec, _hp(1)).init), out_shardings=per_seed)(trained)
+        opt = init_opt(trained)
         hp = jax.device_put(_hp(chunk_size), per_seed)
         losses, history, t0, compile_s = [], [], time.perf_counter(), 0.0
         bar = tqdm(range(total), desc=bar_desc, unit="step", disable=not progress)
@@ -243,6 +243,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 "weight_decay": np.full(n, cfg.weight_decay, np.float32),
                 "warmup_steps": np.full(n, warmup, np.int32), "total_steps": np.full(n, total, np.int32)}
 
+    init_opt = jax.jit(jax.vmap(make_optimizer(spec, _hp(1)).init), out_shardings=per_seed)  # once, not per chunk
+
     def train(seeds: Seeds) -> Result:
         # seed_chunk null: as many seeds a chunk as fit in free memory
         size = planner.plan_for(cfg, encoder, task.num_labels, len(seeds), train_enc.length)
@@ -261,7 +263,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
         history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})
                    for i, (step, _) in enumerate(parts[0][2])]
-        lr = np.asarray(cfg.learning_rate * lr_factor(np.arange(total), warmup, total))
+        lr = cfg.learning_rate * np.asarray(jax.jit(lr_factor)(jnp.arange(total), warmup, total))  # one program, not one per op
         loss = np.concatenate([p[1] for p in parts], axis=1)
         trained = jax.tree.map(lambda *xs: np.concatenate(xs), *[p[5] for p in parts])
         return Result(logits, loss, np.broadcast_to(lr[:, None], loss.shape).copy(), history, trained,
