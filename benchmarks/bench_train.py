@@ -5,14 +5,17 @@ Same work: the same random-init model config, S seeds, per-seed batch B of synth
 linear warmup then decay, global-norm clipping 1.0 per seed), dropout 0.1, binary classification.
 
 Contenders (each (contender, model, S) runs in its own subprocess, so peak RSS does not mix):
-  jaxseed-vmap     S seeds vmapped in one program (jaxseed.train.train_step, the real step)
+  jaxseed          the engine as `jaxseed run` sets it up: S seeds in one program (jaxseed.train.train_step),
+                   looped with lax.map inside it on CPU, vmapped on accelerators (jaxseed.train.seed_groups)
+  jaxseed-vmap     S seeds vmapped in one program, on every backend (seed_loop: false)
   jaxseed-seq      the S=1 program, run for the S seeds one after another
-  jaxseed-bf16     jaxseed-vmap with dtype bfloat16 (float32 master weights)
-  jaxseed-remat    jaxseed-vmap with activation rematerialisation
+  jaxseed-bf16     jaxseed with dtype bfloat16 (float32 master weights)
+  jaxseed-remat    jaxseed with activation rematerialisation
   hf-trainer       transformers' Trainer (PyTorch), one run per seed in a loop
   torch-func       a torch.func ensemble: stack_module_state + vmap(functional_call), AdamW on stacked params
-  jaxseed-map      experiment: the real per-seed step (_seed_step) under lax.map over seeds in one program
-                   instead of vmap (one GEMM per seed rather than batched GEMMs; what might help on CPU)
+  gemm-floor       not a training run: only the matrix products of S seeds' steps (forward and backward, the
+                   shapes of the real step), best of JAX and torch. No implementation that computes them with
+                   these libraries' GEMMs can step faster: a lower bound on any contender's step time.
   jaxseed-breakdown  not a contender: one seed's forward / backward / dropout bits / optimizer timed apart
 
 Figures per row:
@@ -56,8 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 SCHEDULE_STEPS = 466  # 3 epochs of RTE at B=16: 3 * (2490 // 16) + 1 (Trainer rounds up) ~ 466
 NUM_LABELS = 2
-CONTENDERS = ["jaxseed-vmap", "jaxseed-seq", "hf-trainer", "torch-func", "jaxseed-bf16", "jaxseed-remat",
-              "jaxseed-map", "jaxseed-breakdown"]
+CONTENDERS = ["jaxseed", "jaxseed-vmap", "jaxseed-seq", "hf-trainer", "torch-func", "jaxseed-bf16", "jaxseed-remat",
+              "gemm-floor", "jaxseed-breakdown"]
 REQUIRED = ["contender", "model", "seeds", "batch_size", "seq_len", "step_time_s", "examples_per_s", "compile_s",
             "peak_rss_mb", "peak_device_mb", "device", "mfu"]
 
@@ -202,16 +205,9 @@ def worker_jax(a: dict) -> dict:
     dtype = "bfloat16" if a["contender"] == "jaxseed-bf16" else "float32"
     remat = a["contender"] == "jaxseed-remat"
     seq = a["contender"] == "jaxseed-seq"
-    step_fn = T.train_step
-    if a["contender"] == "jaxseed-map":
-        import functools
-
-        @functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
-        def step_fn(spec, trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S, frozen, data, step):
-            one = lambda x: T._seed_step(spec, *x, frozen, data, step)
-            return jax.lax.map(one, (trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S))
     enc = model_lib.EncoderConfig.from_hf(a["hf_config"])
-    spec = T.StepSpec(enc, NUM_LABELS, B, dtype, remat)
+    groups = 0 if a["contender"] == "jaxseed-vmap" else T.seed_groups(None, len(jax.devices()))
+    spec = T.StepSpec(enc, NUM_LABELS, B, dtype, remat, seed_groups=groups)
     mesh = T.seed_mesh()
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     ids, mask, types, label = synthetic(a["n_examples"], L, enc.vocab_size)
@@ -241,7 +237,7 @@ def worker_jax(a: dict) -> dict:
         times, losses = [], []
         for t in range(n_steps):
             t0 = time.perf_counter()
-            trained, opt, loss = step_fn(spec, trained, opt, perm, hp, keys[2], {}, data, jnp.int32(t))
+            trained, opt, loss = T.train_step(spec, trained, opt, perm, hp, keys[2], {}, data, jnp.int32(t))
             jax.block_until_ready(loss)
             times.append(time.perf_counter() - t0)
             losses.append(float(np.asarray(loss).mean()))
@@ -278,7 +274,8 @@ def worker_jax(a: dict) -> dict:
         row["peak_device_mb"] = dev.memory_stats().get("peak_bytes_in_use", 0) / 2**20
     from jaxseed import planner
 
-    est = planner.estimate(enc, NUM_LABELS, B, L, dtype, remat, "full", dev.platform)
+    est = planner.estimate(enc, NUM_LABELS, B, L, dtype, remat, "full", dev.platform, seed_loop=groups > 0)
+    row["seed_loop"] = groups > 0
     row["plan_est_mb"] = est.total(1 if seq else S) / 2**20
     row["plan_per_seed_mb"] = est.per_seed_bytes / 2**20
     return row
@@ -476,8 +473,9 @@ def worker_breakdown(a: dict) -> dict:
            "forward_dropout_s": jax.jit(lambda p: loss(p, key)),
            "fwd_bwd_s": jax.jit(lambda p: jax.grad(loss)(p, None)),
            "fwd_bwd_dropout_s": jax.jit(lambda p: jax.grad(loss)(p, key)),
-           "dropout_bits_s": jax.jit(lambda k: jax.random.bernoulli(
-               k, 0.9, (enc.num_layers * (2 * B * L * enc.hidden_size + B * enc.num_heads * L * L),)).sum())}
+           "dropout_bits_s": jax.jit(lambda k: model_lib.Dropout(0.1).apply({}, jnp.ones(
+               (enc.num_layers * (2 * B * L * enc.hidden_size + B * enc.num_heads * L * L),)), False,
+               rngs={"dropout": k}).sum())}
     hp = {"learning_rate": jnp.float32(2e-5), "weight_decay": jnp.float32(0.01), "warmup_steps": jnp.int32(10),
           "total_steps": jnp.int32(466)}
     opt = T.make_optimizer(spec, hp)
@@ -493,10 +491,70 @@ def worker_breakdown(a: dict) -> dict:
     return row
 
 
+def gemm_shapes(enc, B: int, L: int) -> list[tuple[int, int, int, int]]:
+    """(batch, m, k, n) of every matrix product in one seed's training step: per layer the 6 dense layers
+    forward (Q, K, V, attention output, intermediate, output) and their two backward products (dX = dY W^T,
+    dW = X^T dY), attention's QK^T and PV forward and their 4 backward products. The classifier head
+    (B rows) is left out. 2*b*m*k*n summed over the list is flops_per_seed_step less its bias and LayerNorm
+    terms (0.4% of it for MiniLM)."""
+    H, I, T, N = enc.hidden_size, enc.intermediate_size, B * L, enc.num_heads
+    K = H // N
+    dense = [(T, H, H)] * 4 + [(T, H, I), (T, I, H)]
+    per_layer = []
+    for m, k, n in dense:
+        per_layer += [(1, m, k, n), (1, m, n, k), (1, k, m, n)]  # Y = X W, dX = dY W^T, dW = X^T dY
+    per_layer += [(B * N, L, K, L), (B * N, L, L, K)] * 3  # QK^T, PV; backward: dQ, dK, dP, dV
+    return per_layer * enc.num_layers
+
+
+def worker_gemm_floor(a: dict) -> dict:
+    """Time of S seeds' matrix products alone, in JAX (one jitted program) and in torch: a lower bound."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import torch
+
+    from jaxseed import model as model_lib
+
+    base = rss_mb()
+    S = a["seeds"]
+    gpu = jax.default_backend() == "gpu"  # there: bfloat16 products in JAX only, against the bf16 peak
+    shapes = gemm_shapes(model_lib.EncoderConfig.from_hf(a["hf_config"]), a["batch_size"], a["seq_len"])
+    flops = sum(2 * b * m * k * n for b, m, k, n in shapes)
+    rng = np.random.default_rng(0)
+    # distinct operands for every product, so XLA cannot merge any two
+    ops = [(rng.standard_normal((b, m, k), np.float32), rng.standard_normal((b, k, n), np.float32))
+           for b, m, k, n in shapes]
+    jx = jax.device_put(jax.tree.map(lambda x: jnp.asarray(x, jnp.bfloat16 if gpu else jnp.float32), ops))
+    f = jax.jit(lambda xs: [x @ w for x, w in xs])
+    jax.block_until_ready(f(jx))
+    reps = max(3, a["steps"])
+    meter = OthersMeter()
+    meter.start()
+    t_jax = statistics.median(_timed(lambda: jax.block_until_ready(f(jx))) for _ in range(reps))
+    t_torch = None
+    if not gpu:
+        torch.set_num_threads(os.cpu_count())
+        tx = [(torch.from_numpy(x), torch.from_numpy(w)) for x, w in ops]
+        t_torch = statistics.median(_timed(lambda: [torch.bmm(x, w) for x, w in tx]) for _ in range(reps))
+    # seeds' products are independent: S times one seed's
+    step = S * min(t for t in (t_jax, t_torch) if t is not None)
+    row = dict(step_time_s=step, gemm_jax_s=S * t_jax, gemm_torch_s=t_torch and S * t_torch,
+               gemm_flops_per_seed=flops, compile_s=0.0, setup_s=0.0, programs=0, runs=0, steps_timed=reps,
+               others_cores_during=round(meter.stop(), 2), finite=True,
+               device=f"{jax.devices()[0].platform}:jax" + ("" if gpu else f"+torch-{torch.get_num_threads()}threads"))
+    row.update(_mem(base))
+    if gpu:
+        row["peak_device_mb"] = jax.devices()[0].memory_stats().get("peak_bytes_in_use", 0) / 2**20
+    return row
+
+
 def worker(a: dict) -> dict:
     c = a["contender"]
     if c == "jaxseed-breakdown":
         return worker_breakdown(a)
+    if c == "gemm-floor":
+        return worker_gemm_floor(a)
     fn = worker_hf if c == "hf-trainer" else worker_torch_func if c == "torch-func" else worker_jax
     return fn(a)
 
@@ -599,12 +657,12 @@ def rescore(path: Path):
 
     data = json.loads(path.read_text())
     for r in data["rows"]:
-        if "plan_est_mb" not in r or "error" in r or r["contender"] == "jaxseed-map":
+        if "plan_est_mb" not in r or "error" in r:
             continue
         c = r["contender"]
         est = planner.estimate(EncoderConfig.from_hf(model_config(r["model"])), NUM_LABELS, r["batch_size"],
                                r["seq_len"], "bfloat16" if c == "jaxseed-bf16" else "float32", c == "jaxseed-remat",
-                               "full", "cpu" if r["device"].startswith("cpu") else "gpu")
+                               "full", "cpu" if r["device"].startswith("cpu") else "gpu", r.get("seed_loop", False))
         r["plan_est_mb"] = est.total(1 if c == "jaxseed-seq" else r["seeds"]) / 2**20
         r["plan_per_seed_mb"] = est.per_seed_bytes / 2**20
         r["plan_err"] = r["plan_est_mb"] / r["plan_meas_mb"] - 1

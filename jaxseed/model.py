@@ -93,6 +93,29 @@ def _layer_norm(config, name):
     return nn.LayerNorm(epsilon=config.layer_norm_eps, dtype=jnp.float32, param_dtype=jnp.float32, name=name)
 
 
+class Dropout(nn.Module):
+    """Inverted dropout from 16-bit random draws, two per threefry word.
+
+    flax's nn.Dropout spends one threefry2x32 call on every element; dropout masks are a large share of a
+    training step on CPU (attention probabilities are B*heads*L*L per layer), and 16 bits resolve the drop
+    rate to 1/65536. Kept values are scaled by the exact keep probability, so E[out] = x."""
+
+    rate: float
+
+    @nn.compact
+    def __call__(self, x, deterministic: bool):
+        if deterministic or self.rate == 0.0:
+            return x
+        threshold = min(round(self.rate * 65536), 65536)
+        if threshold == 65536:
+            return jnp.zeros_like(x)
+        n = x.size
+        words = jax.random.bits(self.make_rng("dropout"), ((n + 1) // 2,), jnp.uint32)
+        bits = jax.lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)[:n].reshape(x.shape)
+        keep = bits >= jnp.uint16(threshold)
+        return jnp.where(keep, x * (65536 / (65536 - threshold)), 0).astype(x.dtype)
+
+
 class Embeddings(nn.Module):
     config: EncoderConfig  # no dtype: lookups, sum and LayerNorm are all float32
 
@@ -112,7 +135,7 @@ class Embeddings(nn.Module):
         x_BxLxD = x_BxLxD + embed(c.type_vocab_size, "token_type_embeddings")(token_type_ids_BxL)
         x_BxLxD = x_BxLxD + embed(c.max_position_embeddings, "position_embeddings")(pos_BxL)
         x_BxLxD = _layer_norm(c, "layer_norm")(x_BxLxD)
-        return nn.Dropout(c.hidden_dropout)(x_BxLxD, deterministic)
+        return Dropout(c.hidden_dropout)(x_BxLxD, deterministic)
 
 
 class Layer(nn.Module):
@@ -132,12 +155,12 @@ class Layer(nn.Module):
         # Softmax in float32 whatever the compute dtype (a bf16 exp-sum is too coarse).
         scores_BxNxLxL = jnp.einsum("bqnk,btnk->bnqt", q_BxLxNxK, k_BxLxNxK).astype(jnp.float32) * K**-0.5
         probs_BxNxLxL = jax.nn.softmax(scores_BxNxLxL + bias_Bx1x1xL, axis=-1)
-        probs_BxNxLxL = nn.Dropout(c.attention_dropout)(probs_BxNxLxL, deterministic).astype(dt)
+        probs_BxNxLxL = Dropout(c.attention_dropout)(probs_BxNxLxL, deterministic).astype(dt)
         ctx_BxLxD = jnp.einsum("bnqt,btnk->bqnk", probs_BxNxLxL, v_BxLxNxK).reshape(B, L, D)
-        h_BxLxD = nn.Dropout(c.hidden_dropout)(_dense(c, dt, D, "attention_output")(ctx_BxLxD), deterministic)
+        h_BxLxD = Dropout(c.hidden_dropout)(_dense(c, dt, D, "attention_output")(ctx_BxLxD), deterministic)
         x_BxLxD = _layer_norm(c, "attention_norm")(h_BxLxD + x_BxLxD)
         h_BxLxI = ACTIVATIONS[c.hidden_act](_dense(c, dt, c.intermediate_size, "intermediate")(x_BxLxD))
-        h_BxLxD = nn.Dropout(c.hidden_dropout)(_dense(c, dt, D, "output")(h_BxLxI), deterministic)
+        h_BxLxD = Dropout(c.hidden_dropout)(_dense(c, dt, D, "output")(h_BxLxI), deterministic)
         return _layer_norm(c, "output_norm")(h_BxLxD + x_BxLxD)
 
 
@@ -173,7 +196,7 @@ class Head(nn.Module):
     def __call__(self, x_BxD, deterministic: bool):
         c = self.config
         rate = c.hidden_dropout if c.classifier_dropout is None else c.classifier_dropout
-        drop = nn.Dropout(rate)
+        drop = Dropout(rate)
         if c.family == "roberta":  # RobertaClassificationHead drops out before the dense too
             x_BxD = drop(x_BxD, deterministic)
         x_BxD = drop(jnp.tanh(_dense(c, jnp.float32, c.hidden_size, "dense")(x_BxD)), deterministic)

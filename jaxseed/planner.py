@@ -20,6 +20,8 @@ Memory of a chunk of S seeds on one device, in bytes (P = parameter count, 4 = f
       bfloat16: the matmul outputs are 2 bytes, LayerNorm/softmax stay float32: activations * BF16_FACTOR.
       remat:    only each layer's input is kept (1 tensor B*L*H per layer) plus one layer's full set.
       head:     no backbone gradient, so no saved activations: one layer's full set as working memory.
+      seed loop (CPU default, `seed_loop`): a device steps its seeds one after another inside the program, so
+                only one seed's activations are live at a time: they move from per_seed to fixed.
 
 Free memory: CPU, psutil's available memory; GPU/TPU, memory_stats() bytes_limit - bytes_in_use per device.
 A chunk spreads over all devices, so a device holds chunk / devices seeds.
@@ -60,8 +62,14 @@ def layer_activation_elems(batch: int, length: int, hidden: int, heads: int) -> 
     return K_ACT * batch * length * hidden, K_ATTN * batch * heads * length * length
 
 
+def loops_seeds(seed_loop: bool | None, platform: str) -> bool:
+    """Whether a device steps its seeds one after another (lax.map) rather than vmapped: `seed_loop`, or by
+    default on CPU only, where XLA runs batched matmuls slower than the same matmuls one at a time."""
+    return seed_loop if seed_loop is not None else platform == "cpu"
+
+
 def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "float32", remat: bool = False,
-             train_mode: str = "full", platform: str = "cpu") -> Estimate:
+             train_mode: str = "full", platform: str = "cpu", seed_loop: bool = False) -> Estimate:
     """Memory for one seed and the shared part; `encoder` is a jaxseed.model.EncoderConfig."""
     H, layers, heads = encoder.hidden_size, encoder.num_layers, encoder.num_heads
     p_backbone = encoder.num_params()
@@ -81,8 +89,10 @@ def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "fl
     if dtype == "bfloat16":
         activations *= BF16_FACTOR
     state = STATE_COPIES * 4 * trained
-    overhead = RUNTIME_OVERHEAD_CPU if platform == "cpu" else 0
-    return Estimate(int(4 * p_backbone + overhead), int(state + activations), int(state), int(activations))
+    fixed = 4 * p_backbone + (RUNTIME_OVERHEAD_CPU if platform == "cpu" else 0)
+    if seed_loop:
+        return Estimate(int(fixed + activations), int(state), int(state), int(activations))
+    return Estimate(int(fixed), int(state + activations), int(state), int(activations))
 
 
 def free_bytes(device=None) -> int:
@@ -130,8 +140,9 @@ def plan_for(cfg, encoder, num_labels: int, n_seeds: int, length: int | None = N
     if cfg.seed_chunk:
         return cfg.seed_chunk
     devices = jax.devices()
+    platform = devices[0].platform
     est = estimate(encoder, num_labels, cfg.batch_size, length or cfg.max_length, cfg.dtype, cfg.remat,
-                   cfg.train_mode, devices[0].platform)
+                   cfg.train_mode, platform, loops_seeds(cfg.seed_loop, platform))
     return pick_seed_chunk(est, n_seeds, free_bytes(devices[0]), len(devices))
 
 
@@ -139,8 +150,9 @@ def oom_message(cfg, encoder, num_labels: int, chunk: int, length: int, n_device
     """One line for an out-of-memory error: the seed_chunk that the planner thinks fits."""
     import jax
 
-    est = estimate(encoder, num_labels, cfg.batch_size, length, cfg.dtype, cfg.remat, cfg.train_mode,
-                   jax.devices()[0].platform)
+    platform = jax.devices()[0].platform
+    est = estimate(encoder, num_labels, cfg.batch_size, length, cfg.dtype, cfg.remat, cfg.train_mode, platform,
+                   loops_seeds(cfg.seed_loop, platform))
     free = free_bytes() if free is None else free
     fit = seeds_per_device(est, free) * n_devices
     if fit >= chunk or fit < 1:  # the estimate was too optimistic (or nothing is free now): halve

@@ -164,6 +164,11 @@ def seed_mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("seed",))
 
 
+def seed_groups(seed_loop: bool | None, ndev: int) -> int:
+    """StepSpec.seed_groups for a run: one group a device where seeds are looped (planner.loops_seeds), else 0."""
+    return ndev if planner.loops_seeds(seed_loop, jax.default_backend()) else 0
+
+
 def num_steps(cfg: Config, num_train: int) -> tuple[int, int]:
     """(total steps, warmup steps), counted as transformers' Trainer does, with the last partial batch dropped."""
     steps_per_epoch = num_train // cfg.batch_size
@@ -189,9 +194,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         encoder = dataclasses.replace(encoder, hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout)
     mesh = seed_mesh()
     ndev = mesh.devices.size
-    loop = cfg.seed_loop if cfg.seed_loop is not None else jax.default_backend() == "cpu"
     spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
-                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, seed_groups=ndev if loop else 0)
+                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, seed_groups=seed_groups(cfg.seed_loop, ndev))
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     train_data = _to_device(train_enc, shared)
     dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}

@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
-CONTENDERS = ["jaxseed-vmap", "jaxseed-seq", "hf-trainer", "torch-func"]
+CONTENDERS = ["jaxseed", "jaxseed-vmap", "jaxseed-seq", "hf-trainer", "torch-func", "gemm-floor"]
 REQUIRED = ["contender", "model", "seeds", "batch_size", "seq_len", "step_time_s", "examples_per_s", "compile_s",
             "peak_rss_mb", "peak_device_mb", "device", "mfu"]
 
@@ -38,3 +40,26 @@ def test_bench_smoke(tmp_path):
     assert data["meta"]["peak"]["peak_flops"] > 0 and data["meta"]["versions"]["jax"]
     md = (tmp_path / "smoke.md").read_text()
     assert "| tiny | hf-trainer | 2 |" in md and "python benchmarks/bench_train.py --smoke" in md
+    floor = rows[-1]
+    assert floor["gemm_jax_s"] > 0 and floor["gemm_torch_s"] > 0
+    assert floor["step_time_s"] == min(floor["gemm_jax_s"], floor["gemm_torch_s"])
+
+
+@pytest.mark.parametrize("name", ["minilm", "bert-base", "roberta-large"])
+def test_gemm_shapes_cover_the_model_flops(name):
+    """The floor's products are the model's FLOPs formula less its bias and LayerNorm terms, worked by hand:
+    per layer 6 * tokens * (4H^2 + 2HI) for the dense layers and 12 * B * L^2 * H for attention."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_train
+
+    from jaxseed.model import EncoderConfig
+
+    cfg = bench_train.model_config(name)
+    enc = EncoderConfig.from_hf(cfg)
+    B, L, H, I = 16, 128, enc.hidden_size, enc.intermediate_size
+    shapes = bench_train.gemm_shapes(enc, B, L)
+    assert len(shapes) == enc.num_layers * (6 * 3 + 6)
+    got = sum(2 * b * m * k * n for b, m, k, n in shapes)
+    assert got == enc.num_layers * (6 * B * L * (4 * H * H + 2 * H * I) + 12 * B * L * L * H)
+    formula = bench_train.flops_per_seed_step(cfg, B, L)
+    assert 0.99 * formula < got < formula

@@ -243,6 +243,30 @@ def test_dropout_sites(family):
     assert masks(True) == 0
 
 
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_dropout_statistics(rate):
+    """16-bit masks: the drop rate within 5 binomial sigmas, kept values scaled so E[out] = x, masks independent
+    of each other (two halves of one threefry word sit side by side) and of the key."""
+    shape = (7, 13, 1001)  # an odd number of elements: the last word is half used
+    n = np.prod(shape)
+    x = jnp.asarray(np.random.default_rng(0).uniform(1.0, 2.0, shape), jnp.float32)
+    drop = lambda k: np.asarray(jit(lambda k: M.Dropout(rate).apply({}, x, False, rngs={"dropout": k}))(k))
+    y, y2 = drop(jax.random.key(3)), drop(jax.random.key(4))
+    dropped = y == 0
+    assert abs(dropped.mean() - rate) < 5 * np.sqrt(rate * (1 - rate) / n)
+    keep = 1 - round(rate * 65536) / 65536
+    np.testing.assert_allclose(y[~dropped], np.asarray(x)[~dropped] / keep, rtol=1e-6)
+    flat = dropped.reshape(-1).astype(float)
+    corr = lambda a, b: np.corrcoef(a, b)[0, 1]
+    bound = 5 / np.sqrt(n)
+    assert abs(corr(flat[:-1:2], flat[1::2])) < bound  # the two 16-bit halves of a word
+    assert abs(corr(flat[:-1], flat[1:])) < bound
+    assert abs(corr(flat, (y2 == 0).reshape(-1))) < bound  # another key
+    assert np.array_equal(drop(jax.random.key(3)), y)
+    assert np.array_equal(M.Dropout(rate).apply({}, x, True), x)  # deterministic: identity, no key needed
+    assert not np.asarray(M.Dropout(1.0).apply({}, x, False, rngs={"dropout": jax.random.key(0)})).any()
+
 # Dropout tests use default (threefry) keys, as the trainer will. Threefry dropout programs are the slowest to
 # compile, so the single-seed one is shared through `apply`'s cache.
 

@@ -35,6 +35,16 @@ def test_hand_worked_full_mode():
     assert cpu.fixed_bytes == 4 * 1344 + planner.RUNTIME_OVERHEAD_CPU
 
 
+def test_seed_loop_keeps_one_seeds_activations():
+    vm = planner.estimate(ENC, 2, 16, 128, platform="gpu")
+    lp = planner.estimate(ENC, 2, 16, 128, platform="gpu", seed_loop=True)
+    assert lp.per_seed_bytes == vm.state_bytes  # each seed adds only its parameters and optimizer state
+    assert lp.fixed_bytes == vm.fixed_bytes + vm.activation_bytes  # one seed's activations at a time
+    assert lp.total(1) == vm.total(1) and lp.total(8) < vm.total(8)
+    assert planner.loops_seeds(None, "cpu") and not planner.loops_seeds(None, "gpu")
+    assert planner.loops_seeds(True, "gpu") and not planner.loops_seeds(False, "cpu")
+
+
 def test_head_mode_counts_the_backbone_once():
     full = planner.estimate(ENC, 2, 3, 4, platform="gpu")
     head = planner.estimate(ENC, 2, 3, 4, train_mode="head", platform="gpu")
@@ -77,7 +87,8 @@ def test_plan_for_respects_an_explicit_seed_chunk():
 
 def test_oom_message_names_a_chunk_that_fits():
     cfg = load_config(None, {"task": "rte", "model": "m", "batch_size": 16, "max_length": 128})
-    est = planner.estimate(ENC, 2, 16, 128, platform=jax.devices()[0].platform)
+    platform = jax.devices()[0].platform
+    est = planner.estimate(ENC, 2, 16, 128, platform=platform, seed_loop=planner.loops_seeds(None, platform))
     free = int((est.fixed_bytes + 6.5 * est.per_seed_bytes) / planner.SAFETY)  # 6 seeds fit
     msg = planner.oom_message(cfg, ENC, 2, 32, 128, 1, free=free)
     assert "seed_chunk 32" in msg and "set seed_chunk: 6" in msg and "\n" not in msg
