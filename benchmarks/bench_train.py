@@ -16,6 +16,7 @@ Contenders (each (contender, model, S) runs in its own subprocess, so peak RSS d
   gemm-floor       not a training run: only the matrix products of S seeds' steps (forward and backward, the
                    shapes of the real step), best of JAX and torch. No implementation that computes them with
                    these libraries' GEMMs can step faster: a lower bound on any contender's step time.
+                   (It holds every product's operands at once: about 16 GB for BERT-base in float32.)
   jaxseed-breakdown  not a contender: one seed's forward / backward / dropout bits / optimizer timed apart
 
 Figures per row:
@@ -561,8 +562,12 @@ def worker(a: dict) -> dict:
 
 # --- driver -------------------------------------------------------------------------------------------
 
-def run_one(a: dict, timeout: float) -> dict:
+def run_one(a: dict, timeout: float, host_malloc: str) -> dict:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    if host_malloc == "tuned":  # what `jaxseed run` sets for itself, given to every contender alike
+        from jaxseed.cli import HOST_MALLOC_ENV
+
+        env |= HOST_MALLOC_ENV
     try:
         p = subprocess.run([sys.executable, __file__, "--worker", json.dumps(a)], capture_output=True, text=True,
                            env=env, timeout=timeout, cwd=ROOT)
@@ -621,6 +626,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
              f"Measured dense {meta['peak']['dtype']} matmul peak: {meta['peak']['peak_flops'] / 1e9:.0f} GFLOP/s "
              f"({', '.join(f'{k} {v}' for k, v in meta['peak']['measured'].items())} GFLOP/s); MFU is relative to it.", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
+             "Host allocator: " + ("glibc malloc tuned as `jaxseed run` sets it (" + ", ".join(
+                 f"{k}={v}" for k, v in meta["host_malloc_env"].items()) + "), for every contender alike"
+                 if meta.get("host_malloc") == "tuned" else "glibc defaults") + ".", "",
              f"Same work per contender: B={meta['batch_size']} per seed, L={meta['seq_len']}, AdamW + linear schedule + "
              f"clipping, dropout 0.1, random-init weights, synthetic tokens. Step time = median over the timed steps "
              f"(`steps` column) after {meta['warmup']} warm-up steps; seed-runs/h for a {SCHEDULE_STEPS}-step schedule "
@@ -643,6 +651,12 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"{'n/a' if 'plan_err' not in r else format(r['plan_err'], '+.0%')} | {r['steps_timed']} | "
             f"{r['others_cores_before']}/{r['others_cores_during']} | {r['loadavg_before'][0]} |")
     lines += ["", "peak device memory: n/a on CPU (the host RSS is the device memory).", ""]
+    for r in rows:
+        if r["contender"] == "gemm-floor" and "error" not in r:
+            torch_s = "" if r.get("gemm_torch_s") is None else f", torch {r['gemm_torch_s']:.3f} s"
+            lines.append(f"GEMM floor, {r['model']}, S={r['seeds']}: the step's matrix products alone take JAX "
+                         f"{r['gemm_jax_s']:.3f} s{torch_s} ({r['gemm_flops_per_seed'] / 1e9:.1f} GFLOP a seed); "
+                         "no contender built on these GEMMs can step faster, so its ex/s is an upper bound.")
     for r in rows:
         if r["contender"] == "jaxseed-breakdown" and "error" not in r:
             lines.append(f"Breakdown, {r['model']}, one seed (median s): " + ", ".join(
@@ -688,6 +702,8 @@ def main(argv=None):
     p.add_argument("--skip", default="", help="contender@S pairs to leave out, e.g. torch-func@8 (for time)")
     p.add_argument("--rescore", action="store_true",
                    help="recompute the planner's estimates in an existing NAME.json with the current planner, rewrite NAME.md")
+    p.add_argument("--host-malloc", choices=["tuned", "default"], default="tuned",
+                   help="glibc malloc settings for every contender: as `jaxseed run` sets them, or glibc defaults")
     p.add_argument("--worker")
     args = p.parse_args(argv)
     if args.rescore:
@@ -709,7 +725,11 @@ def main(argv=None):
     meta = {"out": args.out, "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
             "hardware": hardware(), "gpu": str(jax.devices()[0]) if gpu else None, "peak": peak,
             "versions": versions(), "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup": args.warmup,
-            "steps": args.steps, "schedule_steps": SCHEDULE_STEPS}
+            "steps": args.steps, "schedule_steps": SCHEDULE_STEPS, "host_malloc": args.host_malloc}
+    if args.host_malloc == "tuned":
+        from jaxseed.cli import HOST_MALLOC_ENV
+
+        meta["host_malloc_env"] = HOST_MALLOC_ENV
     rows = []
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -729,7 +749,7 @@ def main(argv=None):
                 log(f"{model} {c} S={S} ...")
                 t0 = time.perf_counter()
                 row = {k: a[k] for k in ("contender", "model", "seeds", "batch_size", "seq_len")} | load
-                row |= finish(run_one(a, args.timeout), a, peak["peak_flops"])
+                row |= finish(run_one(a, args.timeout, args.host_malloc), a, peak["peak_flops"])
                 row["wall_s"] = round(time.perf_counter() - t0, 1)
                 rows.append(row)
                 log(f"  -> {json.dumps({k: row.get(k) for k in ('step_time_s', 'examples_per_s', 'compile_s', 'peak_rss_mb', 'plan_est_mb', 'plan_meas_mb', 'others_cores_during', 'error')})}")

@@ -73,3 +73,15 @@ def test_run_then_report(tmp_path, capsys, glue_dir, tiny_bert_dir):
     assert evals["step"].tolist() == [1] and evals["pred_validation"].shape == (1, 3, 40)
     assert main(["report", str(out)]) == 0
     assert (out / "report" / "report.md").exists() and (out / "report" / "report.html").exists()
+
+
+def test_host_env_sets_the_allocator_once():
+    from jaxseed.cli import HOST_MALLOC_ENV, host_env
+
+    env = host_env({"PATH": "/bin"}, libc="glibc")
+    assert env == {"PATH": "/bin", **HOST_MALLOC_ENV}
+    assert host_env(env, libc="glibc") is None  # after the re-start: no loop
+    mine = host_env({"MALLOC_ARENA_MAX": "4"}, libc="glibc")
+    assert mine["MALLOC_ARENA_MAX"] == "4" and mine["MALLOC_MMAP_MAX_"] == "0"  # the user's value wins
+    assert host_env({"JAXSEED_HOST_MALLOC": "default"}, libc="glibc") is None
+    assert host_env({}, libc="") is None  # not glibc (musl, macOS): nothing to tune
