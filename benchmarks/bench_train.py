@@ -564,7 +564,7 @@ def worker(a: dict) -> dict:
 
 def run_one(a: dict, timeout: float, host_malloc: str) -> dict:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
-    if host_malloc == "tuned":  # what `jaxseed run` sets for itself, given to every contender alike
+    if host_malloc == "tuned":  # what JAXSEED_HOST_MALLOC=tuned makes `jaxseed run` set, for every contender
         from jaxseed.cli import HOST_MALLOC_ENV
 
         env |= HOST_MALLOC_ENV
@@ -626,7 +626,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
              f"Measured dense {meta['peak']['dtype']} matmul peak: {meta['peak']['peak_flops'] / 1e9:.0f} GFLOP/s "
              f"({', '.join(f'{k} {v}' for k, v in meta['peak']['measured'].items())} GFLOP/s); MFU is relative to it.", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
-             "Host allocator: " + ("glibc malloc tuned as `jaxseed run` sets it (" + ", ".join(
+             "Host allocator: " + ("glibc malloc tuned as JAXSEED_HOST_MALLOC=tuned sets it (" + ", ".join(
                  f"{k}={v}" for k, v in meta["host_malloc_env"].items()) + "), for every contender alike"
                  if meta.get("host_malloc") == "tuned" else "glibc defaults") + ".", "",
              f"Same work per contender: B={meta['batch_size']} per seed, L={meta['seq_len']}, AdamW + linear schedule + "
@@ -702,8 +702,8 @@ def main(argv=None):
     p.add_argument("--skip", default="", help="contender@S pairs to leave out, e.g. torch-func@8 (for time)")
     p.add_argument("--rescore", action="store_true",
                    help="recompute the planner's estimates in an existing NAME.json with the current planner, rewrite NAME.md")
-    p.add_argument("--host-malloc", choices=["tuned", "default"], default="tuned",
-                   help="glibc malloc settings for every contender: as `jaxseed run` sets them, or glibc defaults")
+    p.add_argument("--host-malloc", choices=["tuned", "default"], default="default",
+                   help="glibc malloc for every contender alike: defaults, or as JAXSEED_HOST_MALLOC=tuned sets it")
     p.add_argument("--worker")
     args = p.parse_args(argv)
     if args.rescore:

@@ -11,10 +11,11 @@ import os
 import platform
 import sys
 
-# glibc malloc kept from returning freed memory to the OS. XLA:CPU frees and re-allocates hundreds of MB of
-# buffers every step; by default glibc hands them back (munmap, heap trimming of per-thread arenas) and the next
-# step page-faults them in again: MiniLM, B=16, L=128, one seed: 228k page faults and 0.54 s of kernel time a
-# step, 1.48 s a step against 1.19 s with these settings (benchmarks/NOTES.md). glibc reads them at start-up only.
+# Opt-in (JAXSEED_HOST_MALLOC=tuned): glibc malloc kept from returning freed memory to the OS. XLA:CPU frees
+# and re-allocates hundreds of MB every step and by default page-faults them back in (MiniLM, B=16, L=128, one
+# seed: 228k faults and 0.54 s of kernel time a step). Measured: 1.53 -> 1.24 s a step at S=1, 5.85 -> 5.43 s at
+# S=4, but peak RSS twice as high (1.7 -> 3.4 GB, 3.5 -> 7.4 GB), which the planner does not model: so not the
+# default (benchmarks/NOTES.md). glibc reads these at start-up only, hence the re-start.
 HOST_MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**36)}
 
 
@@ -33,10 +34,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def host_env(environ: dict, libc: str | None = None) -> dict | None:
-    """The environment to re-start `jaxseed run` with, or None to go on as is: not glibc, already set (also
-    by the user, whose values win), or JAXSEED_HOST_MALLOC=default."""
+    """The environment to re-start `jaxseed run` with, or None to go on as is: unless JAXSEED_HOST_MALLOC=tuned
+    on glibc and not yet set (values the user set win)."""
     libc = platform.libc_ver()[0] if libc is None else libc
-    if libc != "glibc" or environ.get("JAXSEED_HOST_MALLOC") == "default" or HOST_MALLOC_ENV.keys() <= environ.keys():
+    if libc != "glibc" or environ.get("JAXSEED_HOST_MALLOC") != "tuned" or HOST_MALLOC_ENV.keys() <= environ.keys():
         return None
     return HOST_MALLOC_ENV | dict(environ)
 

@@ -78,10 +78,10 @@ def test_run_then_report(tmp_path, capsys, glue_dir, tiny_bert_dir):
 def test_host_env_sets_the_allocator_once():
     from jaxseed.cli import HOST_MALLOC_ENV, host_env
 
-    env = host_env({"PATH": "/bin"}, libc="glibc")
-    assert env == {"PATH": "/bin", **HOST_MALLOC_ENV}
+    assert host_env({"PATH": "/bin"}, libc="glibc") is None  # opt-in only
+    env = host_env({"PATH": "/bin", "JAXSEED_HOST_MALLOC": "tuned"}, libc="glibc")
+    assert env == {"PATH": "/bin", "JAXSEED_HOST_MALLOC": "tuned", **HOST_MALLOC_ENV}
     assert host_env(env, libc="glibc") is None  # after the re-start: no loop
-    mine = host_env({"MALLOC_ARENA_MAX": "4"}, libc="glibc")
+    mine = host_env({"MALLOC_ARENA_MAX": "4", "JAXSEED_HOST_MALLOC": "tuned"}, libc="glibc")
     assert mine["MALLOC_ARENA_MAX"] == "4" and mine["MALLOC_MMAP_MAX_"] == "0"  # the user's value wins
-    assert host_env({"JAXSEED_HOST_MALLOC": "default"}, libc="glibc") is None
-    assert host_env({}, libc="") is None  # not glibc (musl, macOS): nothing to tune
+    assert host_env({"JAXSEED_HOST_MALLOC": "tuned"}, libc="") is None  # not glibc (musl, macOS): nothing to tune
