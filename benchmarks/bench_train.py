@@ -208,6 +208,7 @@ def worker_jax(a: dict) -> dict:
     seq = a["contender"] == "jaxseed-seq"
     enc = model_lib.EncoderConfig.from_hf(a["hf_config"])
     groups = 0 if a["contender"] == "jaxseed-vmap" else T.seed_groups(None, len(jax.devices()))
+    loop = groups > 0
     spec = T.StepSpec(enc, NUM_LABELS, B, dtype, remat, seed_groups=groups)
     mesh = T.seed_mesh()
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
@@ -275,8 +276,8 @@ def worker_jax(a: dict) -> dict:
         row["peak_device_mb"] = dev.memory_stats().get("peak_bytes_in_use", 0) / 2**20
     from jaxseed import planner
 
-    est = planner.estimate(enc, NUM_LABELS, B, L, dtype, remat, "full", dev.platform, seed_loop=groups > 0)
-    row["seed_loop"] = groups > 0
+    est = planner.estimate(enc, NUM_LABELS, B, L, dtype, remat, "full", dev.platform, seed_loop=loop)
+    row["seed_loop"] = loop
     row["plan_est_mb"] = est.total(1 if seq else S) / 2**20
     row["plan_per_seed_mb"] = est.per_seed_bytes / 2**20
     return row
@@ -540,7 +541,7 @@ def worker_gemm_floor(a: dict) -> dict:
         t_torch = statistics.median(_timed(lambda: [torch.bmm(x, w) for x, w in tx]) for _ in range(reps))
     # seeds' products are independent: S times one seed's
     step = S * min(t for t in (t_jax, t_torch) if t is not None)
-    row = dict(step_time_s=step, gemm_jax_s=S * t_jax, gemm_torch_s=t_torch and S * t_torch,
+    row = dict(step_time_s=step, gemm_jax_s=S * t_jax, gemm_torch_s=None if t_torch is None else S * t_torch,
                gemm_flops_per_seed=flops, compile_s=0.0, setup_s=0.0, programs=0, runs=0, steps_timed=reps,
                others_cores_during=round(meter.stop(), 2), finite=True,
                device=f"{jax.devices()[0].platform}:jax" + ("" if gpu else f"+torch-{torch.get_num_threads()}threads"))

@@ -106,8 +106,8 @@ class Dropout(nn.Module):
     def __call__(self, x, deterministic: bool):
         if deterministic or self.rate == 0.0:
             return x
-        threshold = min(round(self.rate * 65536), 65536)
-        if threshold == 65536:
+        threshold = round(self.rate * 65536)
+        if threshold >= 65536:
             return jnp.zeros_like(x)
         n = x.size
         words = jax.random.bits(self.make_rng("dropout"), ((n + 1) // 2,), jnp.uint32)

@@ -135,6 +135,12 @@ def gib(b: float) -> str:
     return f"{b / 2**30:.2f} GiB"
 
 
+def _estimate_for(cfg, encoder, num_labels: int, length: int, platform: str) -> Estimate:
+    """The estimate for a jaxseed Config's run on `platform`."""
+    return estimate(encoder, num_labels, cfg.batch_size, length, cfg.dtype, cfg.remat, cfg.train_mode, platform,
+                    loops_seeds(cfg.seed_loop, platform))
+
+
 def plan_for(cfg, encoder, num_labels: int, n_seeds: int, length: int | None = None) -> int:
     """seed_chunk for a jaxseed Config: cfg.seed_chunk when set, else what fits in the free memory."""
     import jax
@@ -142,9 +148,7 @@ def plan_for(cfg, encoder, num_labels: int, n_seeds: int, length: int | None = N
     if cfg.seed_chunk:
         return cfg.seed_chunk
     devices = jax.devices()
-    platform = devices[0].platform
-    est = estimate(encoder, num_labels, cfg.batch_size, length or cfg.max_length, cfg.dtype, cfg.remat,
-                   cfg.train_mode, platform, loops_seeds(cfg.seed_loop, platform))
+    est = _estimate_for(cfg, encoder, num_labels, length or cfg.max_length, devices[0].platform)
     return pick_seed_chunk(est, n_seeds, free_bytes(devices[0]), len(devices))
 
 
@@ -152,9 +156,7 @@ def oom_message(cfg, encoder, num_labels: int, chunk: int, length: int, n_device
     """One line for an out-of-memory error: the seed_chunk that the planner thinks fits."""
     import jax
 
-    platform = jax.devices()[0].platform
-    est = estimate(encoder, num_labels, cfg.batch_size, length, cfg.dtype, cfg.remat, cfg.train_mode, platform,
-                   loops_seeds(cfg.seed_loop, platform))
+    est = _estimate_for(cfg, encoder, num_labels, length, jax.devices()[0].platform)
     free = free_bytes() if free is None else free
     fit = seeds_per_device(est, free) * n_devices
     if fit >= chunk or fit < 1:  # the estimate was too optimistic (or nothing is free now): halve

@@ -243,7 +243,6 @@ def test_dropout_sites(family):
     assert masks(True) == 0
 
 
-
 @pytest.mark.parametrize("rate", [0.1, 0.5])
 def test_dropout_statistics(rate):
     """16-bit masks: the drop rate within 5 binomial sigmas, kept values scaled so E[out] = x, masks independent
@@ -266,6 +265,7 @@ def test_dropout_statistics(rate):
     assert np.array_equal(drop(jax.random.key(3)), y)
     assert np.array_equal(M.Dropout(rate).apply({}, x, True), x)  # deterministic: identity, no key needed
     assert not np.asarray(M.Dropout(1.0).apply({}, x, False, rngs={"dropout": jax.random.key(0)})).any()
+
 
 # Dropout tests use default (threefry) keys, as the trainer will. Threefry dropout programs are the slowest to
 # compile, so the single-seed one is shared through `apply`'s cache.
