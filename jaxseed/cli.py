@@ -1,4 +1,5 @@
-"""`jaxseed run CONFIG.yaml [--set key=value ...]` and `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]`.
+"""`jaxseed run CONFIG.yaml [--set key=value ...]`, `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]` and
+`jaxseed compare RUN_A RUN_B [RUN ...] [-o OUT] [--draws D]`.
 
 Bad input is one line on stderr and exit code 2, with no traceback and nothing written.
 """
@@ -30,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="tables and plots of seed effects from one or more run folders")
     rep.add_argument("run_dirs", nargs="+")
     rep.add_argument("-o", "--output", default=None, help="output folder (default: RUN_DIR/report)")
+    cmp = sub.add_parser("compare", help="is run A better than run B beyond seed noise (Multi-Bootstrap)")
+    cmp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="two or more run folders of one task")
+    cmp.add_argument("-o", "--output", default=None, help="output folder (default: RUN_A/compare)")
+    cmp.add_argument("--draws", type=int, default=1000, help="bootstrap draws (default 1000)")
     return p
 
 
@@ -58,11 +63,18 @@ def main(argv: list[str] | None = None) -> int:
             print(summary_table(json.loads((out / "metrics.json").read_text()), resolve_seeds(cfg.seeds)))
             print(f"wrote {out}")
         else:
+            from jaxseed.compare import build_compare
             from jaxseed.report import build_report
 
             try:
-                path = build_report(args.run_dirs, args.output)
-            except ValueError as e:  # the report's one-line complaint about a run folder
+                if args.command == "compare":
+                    if args.draws < 1:
+                        raise ValueError(f"--draws must be positive, got {args.draws}")
+                    path = build_compare(args.run_dirs, args.output, args.draws)
+                    print(path.read_text().split("\n## ", 1)[1] if "\n## " in path.read_text() else "")
+                else:
+                    path = build_report(args.run_dirs, args.output)
+            except ValueError as e:  # the one-line complaint about a run folder
                 raise ConfigError(str(e)) from None
             print(f"wrote {path}")
     except ConfigError as e:

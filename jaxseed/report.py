@@ -7,11 +7,8 @@ baseline, because the engine scores the training-set majority class, which the p
 
 from __future__ import annotations
 
-import html
 import json
 import re
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from functools import partial
@@ -24,7 +21,9 @@ from matplotlib.figure import Figure  # no pyplot: no global backend/state, work
 from matplotlib.ticker import MaxNLocator
 
 from jaxseed import metrics as M
+from jaxseed import pages
 from jaxseed import stats as St
+from jaxseed.tasks import get_task
 
 REGRESSION_TOL = 0.5  # STS-B: seeds "agree" when their scores lie within 0.5 (0-5 scale), as jaxseed.run uses
 CON_KS = (5, 10)  # the table's fixed-k consistency columns, comparable across runs with different S
@@ -41,6 +40,8 @@ class Run:
     split: np.ndarray  # [N] str
     cache: dict | None  # metrics.json, if any
     curves: dict | None  # curves.npz {"step": [T], "loss": [T, S]}, if any
+    example_id: np.ndarray | None = None  # [N], if recorded
+    seeds_Sx3: np.ndarray | None = None  # (init, order, dropout) of each row, if recorded: runs sharing them pair up
 
 
 def _one_line(e: Exception) -> str:
@@ -77,20 +78,29 @@ def load_run(run_dir) -> Run:
         raise ValueError(f"no config.json in run folder: {path}")
     config = _read_json(path / "config.json")
     info = config.get("task_info")
+    if info is None and isinstance(config.get("task"), str):  # predictions made elsewhere: the registry fills in
+        try:
+            info = get_task(config["task"]).info()
+        except ValueError as e:
+            raise ValueError(f"{path / 'config.json'}: {e}") from None
     if not isinstance(info, dict) or any(k not in info for k in _INFO_KEYS):
         raise ValueError(f"{path / 'config.json'}: missing or incomplete task_info (needs {', '.join(_INFO_KEYS)})")
     unknown = [k for k in info["metrics"] if k not in M.METRICS]
     if unknown or info["primary_metric"] not in info["metrics"]:
         raise ValueError(f"{path / 'config.json'}: task_info names metrics this report cannot compute: "
                          f"{unknown or info['primary_metric']}")
-    arrays = _read_npz(npz, ("pred", "label", "split"))
+    arrays = _read_npz(npz, ("pred", "label", "split", "example_id", "seed_init", "seed_order", "seed_dropout"))
     if "pred" not in arrays or "label" not in arrays:
         raise ValueError(f"{npz}: needs arrays 'pred' and 'label'")
     pred, label = arrays["pred"], arrays["label"]
     split = arrays.get("split", np.full(label.shape, (info.get("splits") or ["validation"])[0])).astype(str)
-    if pred.ndim != 2 or min(pred.shape) < 1 or label.shape != (pred.shape[1],) or split.shape != label.shape:
-        raise ValueError(f"{npz}: expected pred [S, N], label [N], split [N]; "
-                         f"got {pred.shape}, {label.shape}, {split.shape}")
+    example_id = arrays.get("example_id")
+    if pred.ndim != 2 or min(pred.shape) < 1 or label.shape != (pred.shape[1],) or split.shape != label.shape \
+            or (example_id is not None and example_id.shape != label.shape):
+        raise ValueError(f"{npz}: expected pred [S, N], label [N], split [N], example_id [N]; got {pred.shape}, "
+                         f"{label.shape}, {split.shape}, {None if example_id is None else example_id.shape}")
+    seeds = [arrays.get(k) for k in ("seed_init", "seed_order", "seed_dropout")]
+    seeds_Sx3 = np.stack(seeds, 1) if all(x is not None and x.shape == pred.shape[:1] for x in seeds) else None
     if info["is_regression"]:
         pred, label = pred.astype(np.float32), label.astype(np.float32)
     else:
@@ -105,7 +115,7 @@ def load_run(run_dir) -> Run:
         curves = _read_npz(path / "curves.npz", ("step", "loss"))
         if curves.get("loss", np.zeros(0)).ndim != 2 or curves["loss"].shape[1] != pred.shape[0]:
             raise ValueError(f"{path / 'curves.npz'}: expected loss [T, S] with S = {pred.shape[0]}")
-    return Run(path, config, info, pred, label, split, cache, curves)
+    return Run(path, config, info, pred, label, split, cache, curves, example_id, seeds_Sx3)
 
 
 # ---------------------------------------------------------------- statistics per (run, split)
@@ -363,33 +373,6 @@ def _loss_plots(runs: list[Run], folder: Path) -> list[tuple[str, str]]:
 
 # ---------------------------------------------------------------- writing
 
-def _markdown(tables, notes, figures) -> str:
-    cell = lambda s: str(s).replace("|", "\\|")
-    lines = ["# jaxseed report", ""] + [f"- {n}" for n in NOTES + notes] + [""]
-    for title, head, body in tables:
-        lines += [f"## {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in body] + [""]
-    lines += ["## Plots", ""] + [f"![{cap}]({name})\n" for name, cap in figures]
-    return "\n".join(lines)
-
-
-def _html(tables, notes, figures) -> str:
-    e = html.escape
-    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>jaxseed report</title><style>"
-             "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin-bottom:2em}"
-             "td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}th{background:#eee}"
-             "td:nth-child(-n+3){text-align:left}"
-             "img{max-width:100%}</style></head><body><h1>jaxseed report</h1><ul>"]
-    parts += [f"<li>{e(n)}</li>" for n in NOTES + notes] + ["</ul>"]
-    for title, head, body in tables:
-        parts.append(f"<h2>{e(title)}</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in body]
-        parts.append("</table>")
-    parts.append("<h2>Plots</h2>")
-    parts += [f"<figure><img src='{e(n)}' alt='{e(c)}'><figcaption>{e(c)}</figcaption></figure>" for n, c in figures]
-    return "\n".join(parts + ["</body></html>"])
-
-
 def _split_order(run: Run) -> list[str]:
     present = list(dict.fromkeys(run.split.tolist()))
     declared = [s for s in run.info.get("splits", []) if s in present]
@@ -415,25 +398,18 @@ def build_report(run_dirs, out_dir=None) -> Path:
             notes.append(f"{run.path}: no cached baseline in metrics.json; "
                          "baselines use the dev split's majority class.")
     out = Path(out_dir) if out_dir is not None else Path(run_dirs[0]) / "report"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    from jaxseed import compare as compare_lib, example_table as examples_lib  # both build on this module
+
+    extra = compare_lib.report_sections(runs)  # several runs of one task: is one better beyond seed noise?
+    extra += examples_lib.report_sections(runs)  # the examples the seeds disagree on most
+
+    def fill(tmp: Path) -> None:
         figures = _plots(rows, tmp) + _loss_plots(runs, tmp)
-        tables = _tables(rows)
-        (tmp / "report.md").write_text(_markdown(tables, notes, figures), encoding="utf-8")
-        (tmp / "report.html").write_text(_html(tables, notes, figures), encoding="utf-8")
-        if out.exists():  # swap: move the old report aside, move the new one in, then drop the old one
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            out.rename(old / "report")
-            try:
-                tmp.rename(out)
-            except OSError:
-                (old / "report").rename(out)  # put the previous report back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tables = _tables(rows) + extra
+        (tmp / "report.md").write_text(pages.markdown("jaxseed report", NOTES + notes, tables, figures),
+                                       encoding="utf-8")
+        (tmp / "report.html").write_text(pages.html_page("jaxseed report", NOTES + notes, tables, figures,
+                                                         text_columns=examples_lib.TEXT_COLUMNS), encoding="utf-8")
+
+    pages.write_folder(out, fill)
     return out / "report.md"

@@ -29,9 +29,9 @@ Conventions
 
 from jaxseed.metrics._base import _float, _jit, _weights  # noqa: F401  (stats.py builds on these)
 from jaxseed.metrics.agreement import (  # noqa: F401
-    churn_matrix, consistency, consistency_curve, consistency_within, correct_consistency, correct_consistency_curve,
-    ensemble_accuracy, fleiss_kappa, majority_label, pairwise_agreement, score_std, vote_counts, vote_entropy,
-    vote_share)
+    churn_matrix, consistency, consistency_curve, consistency_k_examples, consistency_within, correct_consistency,
+    correct_consistency_curve, correct_consistency_k_examples, ensemble_accuracy, fleiss_kappa, majority_label,
+    pairwise_agreement, score_std, vote_counts, vote_entropy, vote_share)
 from jaxseed.metrics.record import record_scores  # noqa: F401
 from jaxseed.metrics.task import (  # noqa: F401
     METRICS, REGRESSION_METRICS, accuracy, compute_metric, f1, failed_runs, macro_f1, majority_baseline, mcc,

@@ -184,3 +184,24 @@ def correct_consistency_curve(pred_SxN, label_N, ks, mask_N=None):
     w_N = _weights(mask_N, pred_SxN.shape[1])
     hist_V = jnp.zeros((s + 1,), _float()).at[right_N].add(w_N)
     return _curve_from_hist(hist_V, ks, s, jnp.sum(w_N))
+
+
+@_jit("k", "num_classes")
+def consistency_k_examples(pred_SxN, k, num_classes=None):
+    """Per example, the chance that k seeds drawn without replacement from the S all agree: [N].
+
+    Σⱼ C(c[i,j], k) / C(S, k); its mean over examples is CON_k (``consistency_curve``), and at k = S it is the
+    0/1 indicator of ``consistency``. Per example, so a bootstrap over examples can resample it; runs with
+    different S compare at a common k.
+    """
+    pred_SxN = _seeds(pred_SxN)
+    table = jnp.asarray(_choose_ratio_table(pred_SxN.shape[0])[:, k], _float())
+    return jnp.sum(table[vote_counts(pred_SxN, num_classes)], axis=1)
+
+
+@_jit("k")
+def correct_consistency_k_examples(pred_SxN, label_N, k):
+    """Per example, the chance that k seeds drawn without replacement from the S are all right: [N]."""
+    pred_SxN = _seeds(pred_SxN)
+    table = jnp.asarray(_choose_ratio_table(pred_SxN.shape[0])[:, k], _float())
+    return table[jnp.sum(pred_SxN == jnp.asarray(label_N), axis=0)]
