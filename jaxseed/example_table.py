@@ -51,6 +51,14 @@ def write(folder: Path, task, pred_SxN, label_N, split_N, example_id_N, texts) -
         folder / FILE, index=False)
 
 
+def write_run(folder: Path, task, texts: dict) -> None:
+    """examples.parquet from the run's predictions.npz (so the two always agree); texts: split -> text tuples."""
+    with np.load(folder / "predictions.npz") as z:
+        split = z["split"].astype(str)
+        order = list(dict.fromkeys(split.tolist()))
+        write(folder, task, z["pred"], z["label"], split, z["example_id"], [t for s in order for t in texts[s]])
+
+
 def read(run_dir) -> pd.DataFrame | None:
     path = Path(run_dir) / FILE
     return pd.read_parquet(path) if path.is_file() else None

@@ -1,7 +1,7 @@
 """A whole study run: config → data → model → vmapped training → predictions [S, N] → metrics → one folder.
 
-The folder holds config.json (resolved, with versions and devices), predictions.npz, metrics.json and
-curves.npz (plus evals.npz with eval_every). It is written to a temporary sibling and renamed into place,
+The folder holds config.json (resolved, with versions and devices), predictions.npz, metrics.json,
+examples.parquet (one row per dev example) and curves.npz (plus evals.npz with eval_every). It is written to a temporary sibling and renamed into place,
 so a failed run leaves nothing half-written.
 """
 
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxseed import data as data_lib
+from jaxseed import example_table
 from jaxseed import metrics as metrics_lib
 from jaxseed import model as model_lib
 from jaxseed import train as train_lib
@@ -113,6 +114,7 @@ def run(cfg: Config, progress: bool = True) -> Path:
     tmp.mkdir(parents=True)
     try:
         _write(tmp, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir)
+        example_table.write_run(tmp, task, {s: e.texts for s, e in dev_ex.items()})
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         tmp.rename(out)
