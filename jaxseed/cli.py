@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     env = host_env(os.environ) if argv is None and args.command == "run" else None
     if env is not None:  # the process entry point, before jax starts its threads: re-start with the allocator set
         os.execve(sys.executable, [sys.executable, "-m", "jaxseed.cli", *sys.argv[1:]], env)
-    from jaxseed.config import ConfigError, load_config, parse_set, resolve_seeds
+    from jaxseed.config import ConfigError, load_config, parse_set, resolve_seeds, sweep_rows
 
     try:
         if args.command == "run":
@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             from jaxseed.run import run, summary_table
 
             out = run(cfg, progress=not args.no_progress)
-            print(summary_table(json.loads((out / "metrics.json").read_text()), resolve_seeds(cfg.seeds)))
+            rows = sweep_rows(cfg, resolve_seeds(cfg.seeds))[0]  # with a sweep: the grid x the seeds
+            print(summary_table(json.loads((out / "metrics.json").read_text()), rows))
             print(f"wrote {out}")
         else:
             from jaxseed.compare import build_compare

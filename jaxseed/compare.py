@@ -21,12 +21,16 @@ import jax
 import numpy as np
 
 from jaxseed import metrics as M
-from jaxseed import pages
+from jaxseed import pages, sweep_report
 from jaxseed import stats as St
 from jaxseed.report import REGRESSION_TOL, Run, load_run
 
 NUM_DRAWS = 1000
 HEAD = ["Split", "Metric", "A mean", "B mean", "A − B", "95% CI of A − B", "P(A > B)", "Verdict"]
+
+
+def _name(run: Run) -> str:
+    return run.path.name + sweep_report.label(run.member)
 
 
 def _task(run: Run) -> str:
@@ -104,11 +108,11 @@ def section(a: Run, b: Run, result: dict) -> tuple:
     how = ("paired: both runs record the same seeds, so each draw resamples the same seeds for both"
            if result["paired"] else "unpaired: the runs do not record the same seeds, so each run's seeds are "
            "resampled independently")
-    caption = (f"A = {a.path.name}, B = {b.path.name} ({a.pred.shape[0]} and {b.pred.shape[0]} seeds). Percent; A − B with "
+    caption = (f"A = {_name(a)}, B = {_name(b)} ({a.pred.shape[0]} and {b.pred.shape[0]} seeds). Percent; A − B with "
                f"its 95% Multi-Bootstrap interval over seeds and examples ({how}); P(A > B) is the share of "
                "bootstrap draws in which A scores higher. The verdict names a winner only when the interval "
                "excludes 0. Consistency rows resample examples only (the seeds are one set).")
-    return (f"A = {a.path.name} vs B = {b.path.name}: {_task(a)}", HEAD, body, caption)
+    return (f"A = {_name(a)} vs B = {_name(b)}: {_task(a)}", HEAD, body, caption)
 
 
 def report_sections(runs: list[Run], num_draws: int = NUM_DRAWS) -> list[tuple]:
@@ -143,7 +147,7 @@ def build_compare(run_dirs, out_dir=None, num_draws: int = NUM_DRAWS) -> Path:
     run_dirs = list(run_dirs)
     if len(run_dirs) < 2:
         raise ValueError("compare needs at least two run folders")
-    runs = [load_run(d) for d in run_dirs]
+    runs = [m for d in run_dirs for m in sweep_report.members(load_run(d))]  # a sweep: each grid member
     for b in runs[1:]:
         check_comparable(runs[0], b)
     sections = [section(a, b, compare_runs(a, b, num_draws=num_draws))

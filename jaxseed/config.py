@@ -60,6 +60,7 @@ class Config:
     dtype: str = "float32"  # compute dtype; parameters stay float32
     remat: bool = False
     seed_loop: bool | None = None  # loop seeds inside the program instead of vmap; None: loop on CPU only
+    # Sweeps: learning_rate, weight_decay and warmup_ratio above may also be lists; see `sweep_rows`.
 
     @property
     def resolved_output_dir(self) -> Path:
@@ -73,6 +74,7 @@ _POSITIVE_INT = ("batch_size", "eval_batch_size", "max_length", "log_every")
 _OPTIONAL_POSITIVE_INT = ("max_steps", "max_train_examples", "max_eval_examples", "seed_chunk", "eval_every")
 _FLOAT = ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "adam_beta1", "adam_beta2",
           "adam_epsilon", "epochs")
+SWEEP_KEYS = ("learning_rate", "weight_decay", "warmup_ratio")  # a list sweeps: grid x seeds in one program
 _CHOICES = {"train_mode": ("full", "head"), "dtype": ("float32", "bfloat16")}
 
 
@@ -109,6 +111,12 @@ def _validate(raw: dict) -> dict:
             _check(key, _is_int(v) and v > 0, "a positive integer", v)
         elif key in _OPTIONAL_POSITIVE_INT:
             _check(key, v is None or (_is_int(v) and v > 0), "a positive integer or null", v)
+        elif key in SWEEP_KEYS and isinstance(v, (list, tuple)):
+            _check(key, len(v) > 0, "a number or a non-empty list of numbers", v)
+            try:
+                out[key] = tuple(_number(key, x) for x in v)
+            except ConfigError:
+                raise ConfigError(f"config key '{key}': expected a number or a list of numbers, got {v!r}") from None
         elif key in _FLOAT:
             out[key] = _number(key, v)
         elif key in _CHOICES:
@@ -121,12 +129,14 @@ def _validate(raw: dict) -> dict:
             _check(key, v is None or isinstance(v, str), "a path or null", v)
         elif key == "dropout":
             _check(key, v is None or (isinstance(v, (int, float)) and 0 <= v < 1), "a number in [0, 1) or null", v)
+    values = lambda key: out[key] if isinstance(out[key], tuple) else (out[key],)
     for key in ("learning_rate", "weight_decay", "max_grad_norm", "adam_epsilon", "epochs"):
         if key in out:
-            _check(key, out[key] >= 0, "a non-negative number", raw[key])
+            _check(key, all(x >= 0 for x in values(key)), "a non-negative number", raw[key])
     for key in ("warmup_ratio", "adam_beta1", "adam_beta2"):
         if key in out:
-            _check(key, 0 <= out[key] < 1 or (key == "warmup_ratio" and out[key] == 1), "a number in [0, 1)", raw[key])
+            _check(key, all(0 <= x < 1 or (key == "warmup_ratio" and x == 1) for x in values(key)),
+                   "a number in [0, 1)", raw[key])
     if "epochs" in out and out["epochs"] == 0 and not out.get("max_steps"):
         raise ConfigError("config key 'epochs': must be positive unless max_steps is set")
     resolve_seeds(out.get("seeds", Config.seeds))
@@ -168,6 +178,20 @@ def resolve_seeds(spec) -> Seeds:
         rows = list(zip(*[v * n if len(v) == 1 else v for v in lists.values()]))
     init, order, dropout = (tuple(c) for c in zip(*rows))
     return Seeds(init, order, dropout)
+
+
+def sweep_rows(cfg: Config, seeds: Seeds) -> tuple[Seeds, dict]:
+    """The rows of a run: the grid of the swept values (learning_rate, then weight_decay, then warmup_ratio) times
+    the seeds, grid-major. Returns the seeds of each row and {key: value of each row} for the SWEEP_KEYS; without
+    lists that is the seeds as given and the scalar values repeated."""
+    axes = [v if isinstance(v, tuple) else (v,) for v in (getattr(cfg, k) for k in SWEEP_KEYS)]
+    grid = list(itertools.product(*axes))
+    rows = Seeds(seeds.init * len(grid), seeds.order * len(grid), seeds.dropout * len(grid))
+    return rows, {k: [g[i] for g in grid for _ in range(len(seeds))] for i, k in enumerate(SWEEP_KEYS)}
+
+
+def is_sweep(cfg: Config) -> bool:
+    return any(isinstance(getattr(cfg, k), tuple) for k in SWEEP_KEYS)
 
 
 def parse_set(items: list[str]) -> dict:

@@ -21,8 +21,9 @@ from matplotlib.figure import Figure  # no pyplot: no global backend/state, work
 from matplotlib.ticker import MaxNLocator
 
 from jaxseed import metrics as M
-from jaxseed import pages
+from jaxseed import pages, sweep_report
 from jaxseed import stats as St
+from jaxseed.config import SWEEP_KEYS
 from jaxseed.tasks import get_task
 
 REGRESSION_TOL = 0.5  # STS-B: seeds "agree" when their scores lie within 0.5 (0-5 scale), as jaxseed.run uses
@@ -42,6 +43,8 @@ class Run:
     curves: dict | None  # curves.npz {"step": [T], "loss": [T, S]}, if any
     example_id: np.ndarray | None = None  # [N], if recorded
     seeds_Sx3: np.ndarray | None = None  # (init, order, dropout) of each row, if recorded: runs sharing them pair up
+    hparams: dict | None = None  # swept key -> value of each row [S], if recorded
+    member: dict | None = None  # a sweep's grid member this Run holds the rows of (sweep_report.members)
 
 
 def _one_line(e: Exception) -> str:
@@ -89,7 +92,8 @@ def load_run(run_dir) -> Run:
     if unknown or info["primary_metric"] not in info["metrics"]:
         raise ValueError(f"{path / 'config.json'}: task_info names metrics this report cannot compute: "
                          f"{unknown or info['primary_metric']}")
-    arrays = _read_npz(npz, ("pred", "label", "split", "example_id", "seed_init", "seed_order", "seed_dropout"))
+    arrays = _read_npz(npz, ("pred", "label", "split", "example_id", "seed_init", "seed_order", "seed_dropout")
+                       + SWEEP_KEYS)
     if "pred" not in arrays or "label" not in arrays:
         raise ValueError(f"{npz}: needs arrays 'pred' and 'label'")
     pred, label = arrays["pred"], arrays["label"]
@@ -115,7 +119,8 @@ def load_run(run_dir) -> Run:
         curves = _read_npz(path / "curves.npz", ("step", "loss"))
         if curves.get("loss", np.zeros(0)).ndim != 2 or curves["loss"].shape[1] != pred.shape[0]:
             raise ValueError(f"{path / 'curves.npz'}: expected loss [T, S] with S = {pred.shape[0]}")
-    return Run(path, config, info, pred, label, split, cache, curves, example_id, seeds_Sx3)
+    hparams = {k: arrays[k].astype(np.float64) for k in SWEEP_KEYS if k in arrays and arrays[k].shape == pred.shape[:1]}
+    return Run(path, config, info, pred, label, split, cache, curves, example_id, seeds_Sx3, hparams or None)
 
 
 # ---------------------------------------------------------------- statistics per (run, split)
@@ -163,7 +168,8 @@ def split_stats(run: Run, split: str) -> dict:
     for k in ("vote_share", "example_std"):  # per-example arrays: drop the padding
         if k in d:
             d[k] = d[k][:N]
-    r = dict(task=run.config.get("task", info.get("name", "?")), model=str(run.config.get("model", "?")),
+    model = str(run.config.get("model", "?")) + sweep_report.label(run.member)  # a sweep member: with its values
+    r = dict(task=run.config.get("task", info.get("name", "?")), model=model,
              split=split, S=S, N=N, C=C, reg=reg, primary=primary, path=run.path, ks=list(range(2, S + 1)))
     r.update({k: float(v) if np.ndim(v) == 0 and not isinstance(v, dict) else v
               for k, v in d.items() if k != "majority"})
@@ -388,7 +394,8 @@ def build_report(run_dirs, out_dir=None) -> Path:
     run_dirs = list(run_dirs)
     if not run_dirs:
         raise ValueError("no run folders given")
-    runs = [load_run(d) for d in run_dirs]  # validate everything before touching the disk
+    whole = [load_run(d) for d in run_dirs]  # validate everything before touching the disk
+    runs = [m for run in whole for m in sweep_report.members(run)]  # a sweep: one Run per grid member
     rows, notes = [], []
     for run in runs:
         rr = [split_stats(run, s) for s in _split_order(run)]
@@ -404,7 +411,7 @@ def build_report(run_dirs, out_dir=None) -> Path:
     extra += examples_lib.report_sections(runs)  # the examples the seeds disagree on most
 
     def fill(tmp: Path) -> None:
-        figures = _plots(rows, tmp) + _loss_plots(runs, tmp)
+        figures = _plots(rows, tmp) + sweep_report.plots(whole, tmp) + _loss_plots(whole, tmp)
         tables = _tables(rows) + extra
         (tmp / "report.md").write_text(pages.markdown("jaxseed report", NOTES + notes, tables, figures),
                                        encoding="utf-8")

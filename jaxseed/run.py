@@ -24,7 +24,7 @@ from jaxseed import example_table
 from jaxseed import metrics as metrics_lib
 from jaxseed import model as model_lib
 from jaxseed import train as train_lib
-from jaxseed.config import Config, ConfigError, resolve_seeds, to_dict
+from jaxseed.config import SWEEP_KEYS, Config, ConfigError, is_sweep, resolve_seeds, sweep_rows, to_dict
 from jaxseed.tasks import Task, get_task
 
 REGRESSION_TOLERANCE = 0.5  # on STS-B's 0-5 scale: seeds "agree" when their scores lie within this range
@@ -113,7 +113,8 @@ def run(cfg: Config, progress: bool = True) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        _write(tmp, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir)
+        rows, values = sweep_rows(cfg, seeds)  # a sweep's rows: the grid x the seeds
+        _write(tmp, cfg, task, rows, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values)
         example_table.write_run(tmp, task, {s: e.texts for s, e in dev_ex.items()})
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
@@ -124,7 +125,7 @@ def run(cfg: Config, progress: bool = True) -> Path:
     return out
 
 
-def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir):
+def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values):
     majority = None if task.is_regression else data_lib.majority_class(train_enc.label_N)
     splits = list(dev_enc)
     preds = {s: predictions(task, result.logits[s]) for s in splits}
@@ -136,7 +137,8 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
         label=np.concatenate([dev_enc[s].label_N for s in splits]),
         example_id=np.concatenate([dev_enc[s].example_id_N for s in splits]),
         split=np.concatenate([np.full(len(dev_enc[s].label_N), s) for s in splits]),
-        seed_init=np.asarray(seeds.init), seed_order=np.asarray(seeds.order), seed_dropout=np.asarray(seeds.dropout))
+        seed_init=np.asarray(seeds.init), seed_order=np.asarray(seeds.order), seed_dropout=np.asarray(seeds.dropout),
+        **{k: np.asarray(v, np.float64) for k, v in values.items()})  # each row's hyperparameters
     np.savez(folder / "curves.npz", step=np.arange(1, total + 1), loss=result.loss_TxS, lr=result.lr_TxS)
     history = []
     if result.history:
@@ -148,7 +150,7 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
                                                  for m in task.metrics} for s in splits}})
     metrics = {"task": task.name, "model": cfg.model, "num_seeds": len(seeds), "primary_metric": task.primary_metric,
                "splits": {s: split_metrics(task, preds[s], dev_enc[s].label_N, majority) for s in splits},
-               "history": history,
+               "history": history, "sweep": _sweep_metrics(cfg, task, preds, dev_enc, majority, values),
                "timing": {"compile_s": result.compile_s, "train_s": result.train_s,
                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -160,6 +162,19 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "platform": jax.default_backend(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     (folder / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
+
+
+def _sweep_metrics(cfg, task, preds, dev_enc, majority, values) -> list:
+    """With swept hyperparameters: the split metrics of each grid member's rows (the top level pools all rows)."""
+    if not is_sweep(cfg):
+        return []
+    keys = list(zip(*(values[k] for k in SWEEP_KEYS)))
+    out = []
+    for member in dict.fromkeys(keys):
+        rows = np.asarray([key == member for key in keys])
+        out.append(dict(zip(SWEEP_KEYS, member)) | {"splits": {
+            s: split_metrics(task, preds[s][rows], dev_enc[s].label_N, majority) for s in preds}})
+    return out
 
 
 def summary_table(metrics: dict, seeds=None) -> str:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from jaxseed import model as model_lib
 from jaxseed import planner
-from jaxseed.config import Config, ConfigError, Seeds
+from jaxseed.config import Config, ConfigError, Seeds, sweep_rows
 from jaxseed.data import Encoded
 
 STREAM_INIT, STREAM_ORDER, STREAM_DROPOUT = 0, 1, 2  # folded into each seed so equal ints give independent streams
@@ -175,6 +175,8 @@ def num_steps(cfg: Config, num_train: int) -> tuple[int, int]:
     if steps_per_epoch == 0:
         raise ValueError(f"batch_size {cfg.batch_size} exceeds the {num_train} training examples")
     total = cfg.max_steps or max(1, int(cfg.epochs * steps_per_epoch))
+    if isinstance(cfg.warmup_ratio, tuple):  # a sweep: one warmup per listed ratio
+        return total, [math.ceil(r * total) for r in cfg.warmup_ratio]
     return total, math.ceil(cfg.warmup_ratio * total)
 
 
@@ -188,7 +190,10 @@ def _to_device(enc: Encoded, sharding, pad_to: int = 1) -> dict:
 
 def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: Encoded, dev_encs: dict,
                progress: bool = True):
-    """Returns train(seeds) -> Result: the whole run for any set of seeds, in chunks of cfg.seed_chunk."""
+    """Returns train(seeds) -> Result: the whole run for any set of seeds, in chunks of cfg.seed_chunk.
+
+    With swept hyperparameters (lists in the config) the rows are config.sweep_rows: the grid times the seeds,
+    all in the same compiled step, since the values enter it as per-row arrays."""
     encoder = pretrained.config
     if cfg.dropout is not None:
         encoder = dataclasses.replace(encoder, hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout)
@@ -200,7 +205,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     train_data = _to_device(train_enc, shared)
     dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
     n_train = train_enc.ids_NxL.shape[0]
-    total, warmup = num_steps(cfg, n_train)
+    total, _ = num_steps(cfg, n_train)
     steps_per_epoch = n_train // cfg.batch_size
     frozen = {"backbone": jax.device_put(pretrained.backbone, shared)} if cfg.train_mode == "head" else {}
     pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
@@ -209,7 +214,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         return {s: np.asarray(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
                 for s, d in dev_data.items()}
 
-    def train_chunk(seeds: Seeds, chunk_size: int, bar_desc: str):
+    def train_chunk(seeds: Seeds, values: dict, chunk_size: int, bar_desc: str):
         n_real = len(seeds)
         fill = lambda v: np.asarray(list(v) + [v[-1]] * (chunk_size - n_real))  # padded seeds are dropped at the end
         init_k, order_k, drop_k = (jax.device_put(seed_keys(fill(v), st), per_seed) for v, st in
@@ -220,7 +225,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                                                pretrained.backbone)
         trained = jax.device_put(trained, per_seed)
         opt = init_opt(trained)
-        hp = jax.device_put(_hp(chunk_size), per_seed)
+        hp = jax.device_put(_hp({k: fill(v) for k, v in values.items()}), per_seed)
         losses, history, t0, compile_s = [], [], time.perf_counter(), 0.0
         bar = tqdm(range(total), desc=bar_desc, unit="step", disable=not progress)
         for t in bar:
@@ -242,14 +247,18 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         train_s = time.perf_counter() - t0 - compile_s
         return logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: np.asarray(x)[:n_real], trained)
 
-    def _hp(n):
-        return {"learning_rate": np.full(n, cfg.learning_rate, np.float32),
-                "weight_decay": np.full(n, cfg.weight_decay, np.float32),
-                "warmup_steps": np.full(n, warmup, np.int32), "total_steps": np.full(n, total, np.int32)}
+    def _hp(values):  # per-row arrays from per-row values (config.sweep_rows)
+        n = len(values["learning_rate"])
+        return {"learning_rate": np.asarray(values["learning_rate"], np.float32),
+                "weight_decay": np.asarray(values["weight_decay"], np.float32),
+                "warmup_steps": np.asarray([math.ceil(r * total) for r in values["warmup_ratio"]], np.int32),
+                "total_steps": np.full(n, total, np.int32)}
 
-    init_opt = jax.jit(jax.vmap(make_optimizer(spec, _hp(1)).init), out_shardings=per_seed)  # once, not per chunk
+    one_row = {"learning_rate": [0.0], "weight_decay": [0.0], "warmup_ratio": [0.0]}
+    init_opt = jax.jit(jax.vmap(make_optimizer(spec, _hp(one_row)).init), out_shardings=per_seed)  # once
 
     def train(seeds: Seeds) -> Result:
+        seeds, values = sweep_rows(cfg, seeds)
         # seed_chunk null: as many seeds a chunk as fit in free memory
         size = planner.plan_for(cfg, encoder, task.num_labels, len(seeds), train_enc.length)
         size = -(-size // ndev) * ndev  # pad each chunk to a multiple of the devices
@@ -258,7 +267,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             sl = slice(start, start + size)
             chunk = Seeds(seeds.init[sl], seeds.order[sl], seeds.dropout[sl])
             try:
-                parts.append(train_chunk(chunk, size, f"seeds {start}-{start + len(chunk) - 1}"))
+                parts.append(train_chunk(chunk, {k: v[sl] for k, v in values.items()}, size,
+                                         f"seeds {start}-{start + len(chunk) - 1}"))
             except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
                 if "RESOURCE_EXHAUSTED" not in str(e):
                     raise
@@ -267,10 +277,11 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
         history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})
                    for i, (step, _) in enumerate(parts[0][2])]
-        lr = cfg.learning_rate * np.asarray(jax.jit(lr_factor)(jnp.arange(total), warmup, total))  # one program, not one per op
+        hp = _hp(values)  # the schedule of every row, in one program rather than one per op
+        lr = hp["learning_rate"] * np.asarray(jax.jit(lr_factor)(jnp.arange(total)[:, None], hp["warmup_steps"], total))
         loss = np.concatenate([p[1] for p in parts], axis=1)
         trained = jax.tree.map(lambda *xs: np.concatenate(xs), *[p[5] for p in parts])
-        return Result(logits, loss, np.broadcast_to(lr[:, None], loss.shape).copy(), history, trained,
+        return Result(logits, loss, lr, history, trained,
                       sum(p[3] for p in parts), sum(p[4] for p in parts))
 
     return train
