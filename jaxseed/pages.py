@@ -7,6 +7,7 @@ reader new to the study. Figures are (file name, caption) pairs of PNGs in the s
 from __future__ import annotations
 
 import html
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,9 +16,17 @@ from typing import Callable
 CSS = ("body{font-family:sans-serif;margin:2em;max-width:1500px;line-height:1.4}"
        "table{border-collapse:collapse;margin-bottom:0.5em;font-size:14px}"
        ".wrap{overflow-x:auto;margin-bottom:2em}td,th{border:1px solid #bbb;padding:3px 7px;text-align:right}"
-       "th{background:#eee}td:nth-child(-n+3){text-align:left}td.text{text-align:left;max-width:40em}"
+       "th{background:#eee}td.word{text-align:left}td.text{text-align:left;min-width:20em;max-width:40em}"
        ".caption{color:#333;max-width:60em}figure{display:inline-block;margin:0 1em 2em 0;vertical-align:top}"
        "figcaption{max-width:36em;color:#333}img{max-width:100%}")
+
+
+_NUMBER = re.compile(r"[-+–−\d.,%±\[\] /()]*")  # numbers, ranges, intervals, "3/5": right-aligned
+
+
+def _td(c, text: bool) -> str:
+    kind = "text" if text else "" if _NUMBER.fullmatch(str(c)) else "word"
+    return f"<td class='{kind}'>{html.escape(str(c))}</td>" if kind else f"<td>{html.escape(str(c))}</td>"
 
 
 def _parts(section):
@@ -49,8 +58,7 @@ def html_page(title: str, notes: list[str], sections, figures, figures_title="Pl
         text = [h in text_columns for h in head]
         parts.append(f"<h2>{e(name)}</h2>" + (f"<p class='caption'>{e(caption)}</p>" if caption else ""))
         parts.append("<div class='wrap'><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
-        parts += ["<tr>" + "".join(f"<td class='text'>{e(str(c))}</td>" if t else f"<td>{e(str(c))}</td>"
-                                   for c, t in zip(row, text)) + "</tr>" for row in body]
+        parts += ["<tr>" + "".join(_td(c, t) for c, t in zip(row, text)) + "</tr>" for row in body]
         parts.append("</table></div>")
     if figures:
         parts.append(f"<h2>{e(figures_title)}</h2>")

@@ -170,7 +170,7 @@ def split_stats(run: Run, split: str) -> dict:
             d[k] = d[k][:N]
     model = str(run.config.get("model", "?")) + sweep_report.label(run.member)  # a sweep member: with its values
     r = dict(task=run.config.get("task", info.get("name", "?")), model=model,
-             split=split, S=S, N=N, C=C, reg=reg, primary=primary, path=run.path, ks=list(range(2, S + 1)))
+             run=run.path.name, split=split, S=S, N=N, C=C, reg=reg, primary=primary, path=run.path, ks=list(range(2, S + 1)))
     r.update({k: float(v) if np.ndim(v) == 0 and not isinstance(v, dict) else v
               for k, v in d.items() if k != "majority"})
     r["summary"] = {k: {a: float(b) for a, b in M.summarize(v).items()} for k, v in r["scores"].items()}
@@ -226,7 +226,7 @@ def _con_at(r: dict, k: int) -> str:
 
 
 def _common(r):
-    return [r["task"], r["model"], r["split"], str(r["S"])]
+    return [r["run"], r["task"], r["model"], r["split"], str(r["S"])]
 
 
 def _macro(r, k):
@@ -234,11 +234,11 @@ def _macro(r, k):
     return [_mean_std(s), _num(1e4 * s["var"], 2), f"{_pct(s['min'])}–{_pct(s['max'])}", f"{r['failed'][k]}/{r['S']}"]
 
 
-CLS_HEAD = ["Task", "Model", "Split", "S", "Metric", "Mean ± std", "Var", "Min–max", "Failed", "CON",
+CLS_HEAD = ["Run", "Task", "Model", "Split", "S", "Metric", "Mean ± std", "Var", "Min–max", "Failed", "CON",
             "Correct CON"] + [f"CON@{k}" for k in CON_KS] + ["Pairwise agr.", "Fleiss κ", "Ensemble acc."]
-REG_HEAD = ["Task", "Model", "Split", "S", "Pearson mean ± std", "Var", "Min–max", "Failed",
+REG_HEAD = ["Run", "Task", "Model", "Split", "S", "Pearson mean ± std", "Var", "Min–max", "Failed",
             "Spearman mean ± std", f"CON within ±{REGRESSION_TOL:g}", "Mean per-example std"]
-ALL_HEAD = ["Task", "Model", "Split", "S", "Metric", "Mean ± std", "Var", "Min–max", "Failed", "Baseline",
+ALL_HEAD = ["Run", "Task", "Model", "Split", "S", "Metric", "Mean ± std", "Var", "Min–max", "Failed", "Baseline",
             "E[max of S]"]
 
 
@@ -251,9 +251,21 @@ def _tables(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
            for r in rows if r["reg"] and {"pearson", "spearman"} <= set(r["summary"])]
     every = [_common(r) + [k] + _macro(r, k) + [_pct(r["baseline"][k]), _pct(float(r["expected_max"][k][-1]))]
              for r in rows for k in r["summary"]]
-    out = [("Classification: macro and micro seed effects", CLS_HEAD, cls),
-           ("Regression (STS-B)", REG_HEAD, reg), ("Every metric", ALL_HEAD, every)]
+    out = [("Classification: macro and micro seed effects", CLS_HEAD, cls, CLS_CAPTION),
+           ("Regression (STS-B)", REG_HEAD, reg, REG_CAPTION), ("Every metric", ALL_HEAD, every, ALL_CAPTION)]
     return [t for t in out if t[2]]
+
+
+CLS_CAPTION = ("One row per run and dev split, over its S seeds. Macro effect: the task's primary metric as mean ± "
+               "std over seeds, its variance and range, and how many seeds failed (scored no better than always "
+               "predicting the majority class). Micro effect: CON, the share of examples on which every seed "
+               "predicts the same label, and Correct CON, the share every seed gets right; CON@k is CON expected "
+               "for k seeds, comparable across runs with different S; the ensemble is the seeds' majority vote.")
+REG_CAPTION = ("STS-B, scored by correlation with the gold similarity: Pearson and Spearman over seeds, the share "
+               f"of examples whose S scores lie within ±{REGRESSION_TOL:g} of each other, and the mean per-example "
+               "std of the scores across seeds.")
+ALL_CAPTION = ("Every metric of each task (the first table shows only the primary one), with the majority-class "
+               "baseline and the expected best score if one picked the best of S seeds (E[max of S]).")
 
 
 NOTES = [
@@ -308,7 +320,8 @@ def _plots(rows: list[dict], folder: Path) -> list[tuple[str, str]]:
         ax.set_title(f"{task}: dev score of each seed")
         ax.legend(fontsize=8)
         name = "strip_" + re.sub(r"[^A-Za-z0-9._-]+", "_", task) + ".png"
-        _save(fig, folder, name, f"{task}: per-seed scores, their mean and the majority baseline", out)
+        _save(fig, folder, name, f"{task}: the dev score of every seed (dots), their mean (orange) and the majority-class baseline (dashed); "
+                   "the vertical spread is the macro effect of the seed", out)
 
     cls = [i for i, r in enumerate(rows) if not r["reg"] and r["S"] > 1]
     if cls:  # consistency vs k: how fast agreement decays as seeds are added
@@ -322,7 +335,8 @@ def _plots(rows: list[dict], folder: Path) -> list[tuple[str, str]]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
         a1.legend(fontsize=7)
-        _save(fig, folder, "consistency_vs_k.png", "Consistency and correct consistency against k", out)
+        _save(fig, folder, "consistency_vs_k.png", "Expected consistency (all k seeds agree) and correct consistency (all k are right) of k seeds drawn "
+              "from the S: the more seeds, the fewer examples they all agree on", out)
 
     # Expected max: what trying n seeds and keeping the best one buys.
     fig = Figure(figsize=(6, 4), layout="constrained")
@@ -333,7 +347,8 @@ def _plots(rows: list[dict], folder: Path) -> list[tuple[str, str]]:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    _save(fig, folder, "expected_max.png", "Expected best dev score among n seeds (Dodge et al. 2019)", out)
+    _save(fig, folder, "expected_max.png", "Expected best dev score when picking the best of n seeds (Dodge et al. 2019): how much trying more seeds "
+          "and reporting the best one inflates a result", out)
 
     for i, r in enumerate(rows):
         fig = Figure(figsize=(5, 3.6), layout="constrained")
@@ -341,21 +356,22 @@ def _plots(rows: list[dict], folder: Path) -> list[tuple[str, str]]:
         if r["reg"]:
             ax.hist(r["example_std"], bins=30, color="C2")
             ax.set(xlabel="std of the S scores", ylabel="examples", title=f"{labels[i]}\nper-example score std")
-            _save(fig, folder, f"agreement_{slug[i]}.png", f"{labels[i]}: per-example std across seeds", out)
+            _save(fig, folder, f"agreement_{slug[i]}.png", f"{labels[i]}: how far the seeds' scores for one example spread (std across seeds, per example)", out)
             continue
         S = r["S"]  # vote shares are multiples of 1/S: one bar per possible value
         ax.hist(r["vote_share"], bins=(np.arange(S + 2) - 0.5) / S, color="C2", rwidth=0.9)
         ax.set_xlim(1 / int(r["C"]) - 1 / S, 1 + 1 / S)  # a majority share is never below 1/C
         ax.set(xlabel="share of seeds voting for the majority label", ylabel="examples",
                title=f"{labels[i]}\nper-example agreement (CON {_pct(r['con'])}%)")
-        _save(fig, folder, f"agreement_{slug[i]}.png", f"{labels[i]}: histogram of per-example vote share", out)
+        _save(fig, folder, f"agreement_{slug[i]}.png", f"{labels[i]}: per example, the share of seeds voting for the majority label; 1 = all seeds agree, "
+                         "lower = the example flips between seeds", out)
 
         fig = Figure(figsize=(5, 4.2), layout="constrained")
         ax = fig.subplots()
         im = ax.imshow(100 * r["churn"], cmap="viridis")
         fig.colorbar(im, ax=ax, label="churn (% of examples predicted differently)")
         ax.set(xlabel="seed", ylabel="seed", title=f"{labels[i]}\nchurn between seeds")
-        _save(fig, folder, f"churn_{slug[i]}.png", f"{labels[i]}: churn between every pair of seeds", out)
+        _save(fig, folder, f"churn_{slug[i]}.png", f"{labels[i]}: churn, the share of examples two seeds predict differently, for every pair of seeds", out)
 
     return out
 
@@ -373,7 +389,7 @@ def _loss_plots(runs: list[Run], folder: Path) -> list[tuple[str, str]]:
         ax.plot(step, loss.mean(axis=1), color="C1", lw=2, label="mean over seeds")
         ax.set(xlabel="step", ylabel="training loss", title=f"{run.path.name}: training loss of each seed")
         ax.legend(fontsize=8)
-        _save(fig, folder, f"loss_{j:02d}.png", f"{run.path.name}: training loss per seed", out)
+        _save(fig, folder, f"loss_{j:02d}.png", f"{run.path.name}: training loss of every seed (thin) and their mean (thick)", out)
     return out
 
 
