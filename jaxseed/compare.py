@@ -140,7 +140,7 @@ NOTES = [
 
 
 def build_compare(run_dirs, out_dir=None, num_draws: int = NUM_DRAWS) -> Path:
-    """Write compare.md and compare.html comparing every pair of the runs (A = the earlier one); return compare.md's path.
+    """Write compare.md and compare.html for every pair of the runs (A = the earlier one); return compare.md.
 
     out_dir defaults to <first run dir>/compare. Everything is checked before anything is written.
     """

@@ -10,7 +10,7 @@ import pytest
 
 from jaxseed import stats as St
 from jaxseed.cli import main
-from jaxseed.compare import build_compare, compare_runs
+from jaxseed.compare import compare_runs
 from jaxseed.report import load_run
 
 DRAWS = 400

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxseed.metrics._base import _float, _jit, _seeds, _sum_n, _weights, _wmean
+from jaxseed.metrics._base import _float, _jit, _seeds, _weights, _wmean
 from jaxseed.metrics.task import accuracy
 
 
