@@ -26,6 +26,7 @@ from jaxseed import stats as St
 from jaxseed.report import REGRESSION_TOL, Run, load_run
 
 NUM_DRAWS = 1000
+MAX_ALL_PAIRS = 4  # report: up to this many runs, compare every pair
 HEAD = ["Split", "Metric", "A mean", "B mean", "A − B", "95% CI of A − B", "P(A > B)", "Verdict"]
 
 
@@ -116,9 +117,11 @@ def section(a: Run, b: Run, result: dict) -> tuple:
 
 
 def report_sections(runs: list[Run], num_draws: int = NUM_DRAWS) -> list[tuple]:
-    """For `jaxseed report`: every pair of runs on the same task and dev set (others are left out quietly)."""
+    """For `jaxseed report`: every pair of runs on the same task and dev set (others are left out quietly); with
+    more than MAX_ALL_PAIRS runs (a large sweep), each run against the first only, to keep the page readable."""
     out = []
-    for i, a in enumerate(runs):
+    firsts = runs[:1] if len(runs) > MAX_ALL_PAIRS else runs
+    for i, a in enumerate(firsts):
         for b in runs[i + 1:]:
             try:
                 check_comparable(a, b)

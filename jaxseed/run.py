@@ -1,8 +1,8 @@
 """A whole study run: config → data → model → vmapped training → predictions [S, N] → metrics → one folder.
 
 The folder holds config.json (resolved, with versions and devices), predictions.npz, metrics.json,
-examples.parquet (one row per dev example) and curves.npz (plus evals.npz with eval_every). It is written to a temporary sibling and renamed into place,
-so a failed run leaves nothing half-written.
+examples.parquet (one row per dev example) and curves.npz (plus evals.npz with eval_every). It is written to
+a temporary sibling and renamed into place, so a failed run leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
         example_id=np.concatenate([dev_enc[s].example_id_N for s in splits]),
         split=np.concatenate([np.full(len(dev_enc[s].label_N), s) for s in splits]),
         seed_init=np.asarray(seeds.init), seed_order=np.asarray(seeds.order), seed_dropout=np.asarray(seeds.dropout),
-        **{k: np.asarray(v, np.float64) for k, v in values.items()})  # each row's hyperparameters
+        **({k: np.asarray(v, np.float64) for k, v in values.items()} if is_sweep(cfg) else {}))  # sweep rows
     np.savez(folder / "curves.npz", step=np.arange(1, total + 1), loss=result.loss_TxS, lr=result.lr_TxS)
     history = []
     if result.history:
