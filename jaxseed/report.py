@@ -24,7 +24,9 @@ from matplotlib.figure import Figure  # no pyplot: no global backend/state, work
 from matplotlib.ticker import MaxNLocator
 
 from jaxseed import metrics as M
+from jaxseed import report_units as RU
 from jaxseed import stats as St
+from jaxseed import units as U
 
 REGRESSION_TOL = 0.5  # STS-B: seeds "agree" when their scores lie within 0.5 (0-5 scale), as jaxseed.run uses
 CON_KS = (5, 10)  # the table's fixed-k consistency columns, comparable across runs with different S
@@ -41,6 +43,7 @@ class Run:
     split: np.ndarray  # [N] str
     cache: dict | None  # metrics.json, if any
     curves: dict | None  # curves.npz {"step": [T], "loss": [T, S]}, if any
+    extras: dict = None  # per-example unit ids, pairs, ReCoRD candidates / answers (SuperGLUE), if any
 
 
 def _one_line(e: Exception) -> str:
@@ -79,11 +82,12 @@ def load_run(run_dir) -> Run:
     info = config.get("task_info")
     if not isinstance(info, dict) or any(k not in info for k in _INFO_KEYS):
         raise ValueError(f"{path / 'config.json'}: missing or incomplete task_info (needs {', '.join(_INFO_KEYS)})")
-    unknown = [k for k in info["metrics"] if k not in M.METRICS]
+    unknown = [k for i in [info, *(info.get("split_tasks") or {}).values()] for k in i["metrics"]
+               if k not in M.METRICS and k not in U.UNIT_METRICS]
     if unknown or info["primary_metric"] not in info["metrics"]:
         raise ValueError(f"{path / 'config.json'}: task_info names metrics this report cannot compute: "
                          f"{unknown or info['primary_metric']}")
-    arrays = _read_npz(npz, ("pred", "label", "split"))
+    arrays = _read_npz(npz, ("pred", "label", "split") + RU.EXTRAS)
     if "pred" not in arrays or "label" not in arrays:
         raise ValueError(f"{npz}: needs arrays 'pred' and 'label'")
     pred, label = arrays["pred"], arrays["label"]
@@ -105,7 +109,8 @@ def load_run(run_dir) -> Run:
         curves = _read_npz(path / "curves.npz", ("step", "loss"))
         if curves.get("loss", np.zeros(0)).ndim != 2 or curves["loss"].shape[1] != pred.shape[0]:
             raise ValueError(f"{path / 'curves.npz'}: expected loss [T, S] with S = {pred.shape[0]}")
-    return Run(path, config, info, pred, label, split, cache, curves)
+    extras = {k: arrays[k] for k in RU.EXTRAS if k in arrays and arrays[k].shape == label.shape}
+    return Run(path, config, info, pred, label, split, cache, curves, extras)
 
 
 # ---------------------------------------------------------------- statistics per (run, split)
@@ -142,14 +147,15 @@ def _pad(p, y):
 
 
 def split_stats(run: Run, split: str) -> dict:
-    info, m = run.info, run.split == split
+    info, m = RU.split_info(run.info, split), run.split == split
     p, y = run.pred[:, m], run.label[m]
     S, N = p.shape
     C, reg, primary = int(info["num_labels"]), bool(info["is_regression"]), info["primary_metric"]
     names = tuple(info["metrics"])
-    train_majority = info.get("majority_class")
+    train_majority = run.info.get("majority_class")
     train_majority = -1 if train_majority is None else int(train_majority)
-    d = jax.tree.map(lambda a: np.asarray(a, np.float64), _device_stats(*_pad(p, y), train_majority, names, C, reg))
+    plain = tuple(k for k in names if k in M.METRICS)  # SuperGLUE's unit metrics: report_units below
+    d = jax.tree.map(lambda a: np.asarray(a, np.float64), _device_stats(*_pad(p, y), train_majority, plain, C, reg))
     for k in ("vote_share", "example_std"):  # per-example arrays: drop the padding
         if k in d:
             d[k] = d[k][:N]
@@ -157,14 +163,17 @@ def split_stats(run: Run, split: str) -> dict:
              split=split, S=S, N=N, C=C, reg=reg, primary=primary, path=run.path, ks=list(range(2, S + 1)))
     r.update({k: float(v) if np.ndim(v) == 0 and not isinstance(v, dict) else v
               for k, v in d.items() if k != "majority"})
+    extras = {k: v[m] for k, v in (run.extras or {}).items()}
+    RU.add_unit_stats(r, info, p, y, extras, names, train_majority)
     r["summary"] = {k: {a: float(b) for a, b in M.summarize(v).items()} for k, v in r["scores"].items()}
     # The engine scores the *training-set* majority class, which predictions.npz cannot tell us, so a baseline
     # cached in metrics.json wins; without one we use the dev split's majority class (and the notes say so).
     cached = {k: _cached(run, "splits", split, "majority_baseline", k) for k in names}
     r["baseline_cached"] = None not in cached.values() or train_majority >= 0
-    r["baseline"] = {k: cached[k] if cached[k] is not None
+    r["baseline"] = {k: cached[k] if cached[k] is not None else r["unit_baseline"][k] if k in r["unit_baseline"]
                      else M.majority_baseline(k, y, None, C) if reg else float(d["majority"][k]) for k in names}
-    r["failed"] = {k: int(np.sum(np.asarray(M.failed_runs(v, r["baseline"][k])))) for k, v in r["scores"].items()}
+    r["failed"] = {k: int(np.sum(np.asarray(M.failed_runs(v, r["baseline"][k])))) if np.isfinite(r["baseline"][k])
+                   else 0 for k, v in r["scores"].items()}  # no baseline (AX-g gender parity): none failed
     return r
 
 
@@ -235,7 +244,7 @@ def _tables(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
            for r in rows if r["reg"] and {"pearson", "spearman"} <= set(r["summary"])]
     every = [_common(r) + [k] + _macro(r, k) + [_pct(r["baseline"][k]), _pct(float(r["expected_max"][k][-1]))]
              for r in rows for k in r["summary"]]
-    out = [("Classification: macro and micro seed effects", CLS_HEAD, cls),
+    out = [("Classification: macro and micro seed effects", CLS_HEAD, cls), *RU.tables(rows),
            ("Regression (STS-B)", REG_HEAD, reg), ("Every metric", ALL_HEAD, every)]
     return [t for t in out if t[2]]
 
@@ -251,6 +260,7 @@ NOTES = [
     "class as scored in metrics.json, or the dev split's own majority class where a run has no metrics.json. "
     "E[max of S]: expected best of S draws from the observed scores (Dodge et al. 2019).",
     f"STS-B runs agree on an example when all S scores lie within ±{REGRESSION_TOL:g} of each other.",
+    *RU.NOTES,
 ]
 
 

@@ -64,7 +64,8 @@ def split_metrics(task: Task, pred_SxN, label_N, majority: int | None, extras: d
         "majority_baseline": baseline,
         "per_seed": {m: [float(x) for x in v] for m, v in per_seed.items()},
         "summary": {m: metrics_lib.summarize(v) for m, v in per_seed.items()},
-        "failed_runs": {m: int(np.sum(metrics_lib.failed_runs(v, baseline[m]))) for m, v in per_seed.items()},
+        "failed_runs": {m: int(np.sum(metrics_lib.failed_runs(v, baseline[m]))) for m, v in per_seed.items()
+                        if np.isfinite(baseline[m])},  # AX-g gender parity has no baseline
     }
     if task.is_regression:
         out["consistency"] = float(metrics_lib.consistency_within(pred, REGRESSION_TOLERANCE))
