@@ -14,8 +14,23 @@ from pathlib import Path
 from jaxseed.tasks import Task
 
 
+_NLI = ("premise", "hypothesis", "idx", "label")
+FIELDS = {  # what jaxseed.formulations reads from each row of the hub's layout
+    "boolq": ("question", "passage", "idx", "label"), "cb": _NLI, "rte_sg": _NLI, "axg": _NLI + ("pair_id",),
+    "axb": ("sentence1", "sentence2", "idx", "label"), "copa": ("premise", "choice1", "choice2", "question", "idx", "label"),
+    "wic": ("sentence1", "sentence2", "start1", "end1", "start2", "end2", "idx", "label"),
+    "wsc": ("text", "span1_index", "span2_index", "span1_text", "span2_text", "idx", "label"),
+    "multirc": ("paragraph", "question", "answer", "idx", "label"), "record": ("passage", "query", "entities", "answers", "idx"),
+}
+
+
 def read_rows(task: Task, split: str, data_dir: str | Path | None) -> list[dict]:
-    return _local_rows(task, split, Path(data_dir)) if data_dir else _hub_rows(task, split)
+    rows = _local_rows(task, split, Path(data_dir)) if data_dir else _hub_rows(task, split)
+    for r in rows:
+        missing = [f for f in FIELDS[task.name] if f not in r]
+        if missing:
+            raise ValueError(f"{r['_where']}: missing field '{missing[0]}'")
+    return rows
 
 
 def _hub_rows(task: Task, split: str) -> list[dict]:
