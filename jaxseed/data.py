@@ -86,14 +86,19 @@ def _read_hub(task: Task, split: str) -> Examples:
     return Examples(texts, np.asarray(ds["label"], dtype), np.asarray(ds["idx"], np.int64))
 
 
-def _read_local(task: Task, split: str, data_dir: Path) -> Examples:
+def local_path(task: Task, split: str, data_dir: Path) -> Path:
+    """The file of a split in a local data folder: the benchmark root (glue_data, SuperGLUE) or the task folder."""
     if not data_dir.is_dir():
         raise ValueError(f"data_dir not found: {data_dir}")
-    # Accept either the glue_data root or the task folder itself.
     name = task.local_files[split]
     path = data_dir / name if (data_dir / name).is_file() else data_dir / task.local_dir / name
     if not path.is_file():
         raise ValueError(f"missing data file for task '{task.name}' split '{split}': {path}")
+    return path
+
+
+def _read_local(task: Task, split: str, data_dir: Path) -> Examples:
+    path = local_path(task, split, data_dir)
     # GLUE TSVs hold bare quote characters inside fields: no quoting. MRPC starts with a BOM: utf-8-sig.
     with open(path, encoding="utf-8-sig", newline="") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))

@@ -72,13 +72,9 @@ def read_jsonl(path: Path) -> list[tuple[int, dict]]:
 
 
 def _local_rows(task: Task, split: str, data_dir: Path) -> list[dict]:
-    if not data_dir.is_dir():
-        raise ValueError(f"data_dir not found: {data_dir}")
-    name = task.local_files[split]
-    # Accept the SuperGLUE root, or the task folder itself.
-    path = data_dir / name if (data_dir / name).is_file() else data_dir / task.local_dir / name
-    if not path.is_file():
-        raise ValueError(f"missing data file for task '{task.name}' split '{split}': {path}")
+    from jaxseed.data import local_path  # data imports this module lazily: no cycle at import time
+
+    path = local_path(task, split, data_dir)
     rows = []
     for n, obj in read_jsonl(path):
         where = f"{path}: line {n}"

@@ -25,10 +25,10 @@ def split_info(info: dict, split: str) -> dict:
 def add_unit_stats(r: dict, info: dict, p, y, extras: dict, names: tuple, train_majority: int) -> None:
     """Adds the unit metrics' scores, expected max and baselines, and consistency per unit, to a report row."""
     r["benchmark"], r["unit"], r["unit_baseline"] = info.get("benchmark", "glue"), info.get("unit", "example"), {}
-    majority = train_majority if train_majority >= 0 else int(np.bincount(y, minlength=r["C"]).argmax())
     for k in names:
         if k not in U.UNIT_METRICS:
             continue
+        majority = train_majority if train_majority >= 0 else int(np.bincount(y, minlength=r["C"]).argmax())
         try:
             v = np.asarray(U.score(k, p, y, r["C"], extras), np.float64)
         except (KeyError, ValueError) as e:
