@@ -259,7 +259,9 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
 
     def train(seeds: Seeds) -> Result:
         # seed_chunk null: as many seeds a chunk as fit in free memory
-        size = planner.plan_for(cfg, encoder, task.num_labels, len(seeds), train_enc.length)
+        # Multiple choice runs B*C sequences a step: the planner sees that batch.
+        plan_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * max(spec.choices, 1))
+        size = planner.plan_for(plan_cfg, encoder, task.num_labels, len(seeds), train_enc.length)
         size = -(-size // ndev) * ndev  # pad each chunk to a multiple of the devices
         parts = []
         for start in range(0, len(seeds), size):
@@ -270,7 +272,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
                 if "RESOURCE_EXHAUSTED" not in str(e):
                     raise
-                raise ConfigError(planner.oom_message(cfg, encoder, task.num_labels, size, train_enc.length,
+                raise ConfigError(planner.oom_message(plan_cfg, encoder, task.num_labels, size, train_enc.length,
                                                       ndev)) from None
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
         history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})
