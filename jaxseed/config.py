@@ -61,6 +61,8 @@ class Config:
     remat: bool = False
     seed_loop: bool | None = None  # loop seeds inside the program instead of vmap; None: loop on CPU only
     # Sweeps: learning_rate, weight_decay and warmup_ratio above may also be lists; see `sweep_rows`.
+    # SuperGLUE diagnostics: extra evaluation sets scored with the model trained on `task`, e.g. [axb, axg] on RTE
+    eval_tasks: list | None = None
 
     @property
     def resolved_output_dir(self) -> Path:
@@ -127,6 +129,9 @@ def _validate(raw: dict) -> dict:
             _check(key, v is None or isinstance(v, bool), "true, false or null", v)
         elif key in ("data_dir", "output_dir"):
             _check(key, v is None or isinstance(v, str), "a path or null", v)
+        elif key == "eval_tasks":
+            _check(key, v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)),
+                   "a list of task names or null", v)
         elif key == "dropout":
             _check(key, v is None or (isinstance(v, (int, float)) and 0 <= v < 1), "a number in [0, 1) or null", v)
     values = lambda key: out[key] if isinstance(out[key], tuple) else (out[key],)

@@ -19,7 +19,9 @@ import numpy as np
 
 from jaxseed import metrics as M
 from jaxseed import pages, report_plots, sweep_report
+from jaxseed import report_units as RU
 from jaxseed import stats as St
+from jaxseed import units as U
 from jaxseed.config import SWEEP_KEYS
 from jaxseed.tasks import get_task
 
@@ -42,6 +44,7 @@ class Run:
     seeds_Sx3: np.ndarray | None = None  # (init, order, dropout) of each row, if recorded: runs sharing them pair up
     hparams: dict | None = None  # swept key -> value of each row [S], if recorded
     member: dict | None = None  # a sweep's grid member this Run holds the rows of (sweep_report.members)
+    extras: dict | None = None  # per-example unit ids, pairs, ReCoRD candidates / answers (SuperGLUE), if any
 
 
 def _one_line(e: Exception) -> str:
@@ -85,12 +88,13 @@ def load_run(run_dir) -> Run:
             raise ValueError(f"{path / 'config.json'}: {e}") from None
     if not isinstance(info, dict) or any(k not in info for k in _INFO_KEYS):
         raise ValueError(f"{path / 'config.json'}: missing or incomplete task_info (needs {', '.join(_INFO_KEYS)})")
-    unknown = [k for k in info["metrics"] if k not in M.METRICS]
+    unknown = [k for i in [info, *(info.get("split_tasks") or {}).values()] for k in i["metrics"]
+               if k not in M.METRICS and k not in U.UNIT_METRICS]
     if unknown or info["primary_metric"] not in info["metrics"]:
         raise ValueError(f"{path / 'config.json'}: task_info names metrics this report cannot compute: "
                          f"{unknown or info['primary_metric']}")
     arrays = _read_npz(npz, ("pred", "label", "split", "example_id", "seed_init", "seed_order", "seed_dropout")
-                       + SWEEP_KEYS)
+                       + SWEEP_KEYS + RU.EXTRAS)
     if "pred" not in arrays or "label" not in arrays:
         raise ValueError(f"{npz}: needs arrays 'pred' and 'label'")
     pred, label = arrays["pred"], arrays["label"]
@@ -117,7 +121,9 @@ def load_run(run_dir) -> Run:
         if curves.get("loss", np.zeros(0)).ndim != 2 or curves["loss"].shape[1] != pred.shape[0]:
             raise ValueError(f"{path / 'curves.npz'}: expected loss [T, S] with S = {pred.shape[0]}")
     hparams = {k: arrays[k].astype(np.float64) for k in SWEEP_KEYS if k in arrays and arrays[k].shape == pred.shape[:1]}
-    return Run(path, config, info, pred, label, split, cache, curves, example_id, seeds_Sx3, hparams or None)
+    extras = {k: arrays[k] for k in RU.EXTRAS if k in arrays and arrays[k].shape == label.shape}
+    return Run(path, config, info, pred, label, split, cache, curves, example_id, seeds_Sx3, hparams or None,
+               extras=extras)
 
 
 # ---------------------------------------------------------------- statistics per (run, split)
@@ -154,14 +160,15 @@ def _pad(p, y):
 
 
 def split_stats(run: Run, split: str) -> dict:
-    info, m = run.info, run.split == split
+    info, m = RU.split_info(run.info, split), run.split == split
     p, y = run.pred[:, m], run.label[m]
     S, N = p.shape
     C, reg, primary = int(info["num_labels"]), bool(info["is_regression"]), info["primary_metric"]
     names = tuple(info["metrics"])
-    train_majority = info.get("majority_class")
+    train_majority = run.info.get("majority_class")
     train_majority = -1 if train_majority is None else int(train_majority)
-    d = jax.tree.map(lambda a: np.asarray(a, np.float64), _device_stats(*_pad(p, y), train_majority, names, C, reg))
+    plain = tuple(k for k in names if k in M.METRICS)  # SuperGLUE's unit metrics: report_units below
+    d = jax.tree.map(lambda a: np.asarray(a, np.float64), _device_stats(*_pad(p, y), train_majority, plain, C, reg))
     for k in ("vote_share", "example_std"):  # per-example arrays: drop the padding
         if k in d:
             d[k] = d[k][:N]
@@ -170,14 +177,17 @@ def split_stats(run: Run, split: str) -> dict:
              split=split, S=S, N=N, C=C, reg=reg, primary=primary, path=run.path, ks=list(range(2, S + 1)))
     r.update({k: float(v) if np.ndim(v) == 0 and not isinstance(v, dict) else v
               for k, v in d.items() if k != "majority"})
+    extras = {k: v[m] for k, v in (run.extras or {}).items()}
+    RU.add_unit_stats(r, info, p, y, extras, names, train_majority)
     r["summary"] = {k: {a: float(b) for a, b in M.summarize(v).items()} for k, v in r["scores"].items()}
     # The engine scores the *training-set* majority class, which predictions.npz cannot tell us, so a baseline
     # cached in metrics.json wins; without one we use the dev split's majority class (and the notes say so).
     cached = {k: _cached(run, "splits", split, "majority_baseline", k) for k in names}
     r["baseline_cached"] = None not in cached.values() or train_majority >= 0
-    r["baseline"] = {k: cached[k] if cached[k] is not None
+    r["baseline"] = {k: cached[k] if cached[k] is not None else r["unit_baseline"][k] if k in r["unit_baseline"]
                      else M.majority_baseline(k, y, None, C) if reg else float(d["majority"][k]) for k in names}
-    r["failed"] = {k: int(np.sum(np.asarray(M.failed_runs(v, r["baseline"][k])))) for k, v in r["scores"].items()}
+    r["failed"] = {k: int(np.sum(np.asarray(M.failed_runs(v, r["baseline"][k])))) if np.isfinite(r["baseline"][k])
+                   else 0 for k, v in r["scores"].items()}  # no baseline (AX-g gender parity): none failed
     return r
 
 
@@ -248,7 +258,7 @@ def _tables(rows: list[dict]) -> list[tuple[str, list[str], list[list[str]]]]:
            for r in rows if r["reg"] and {"pearson", "spearman"} <= set(r["summary"])]
     every = [_common(r) + [k] + _macro(r, k) + [_pct(r["baseline"][k]), _pct(float(r["expected_max"][k][-1]))]
              for r in rows for k in r["summary"]]
-    out = [("Classification: macro and micro seed effects", CLS_HEAD, cls, CLS_CAPTION),
+    out = [("Classification: macro and micro seed effects", CLS_HEAD, cls, CLS_CAPTION), *RU.tables(rows),
            ("Regression (STS-B)", REG_HEAD, reg, REG_CAPTION), ("Every metric", ALL_HEAD, every, ALL_CAPTION)]
     return [t for t in out if t[2]]
 
@@ -276,6 +286,7 @@ NOTES = [
     "class as scored in metrics.json, or the dev split's own majority class where a run has no metrics.json. "
     "E[max of S]: expected best of S draws from the observed scores (Dodge et al. 2019).",
     f"STS-B runs agree on an example when all S scores lie within ±{REGRESSION_TOL:g} of each other.",
+    *RU.NOTES,
 ]
 
 

@@ -24,6 +24,7 @@ from jaxseed import example_table
 from jaxseed import metrics as metrics_lib
 from jaxseed import model as model_lib
 from jaxseed import train as train_lib
+from jaxseed import units as units_lib
 from jaxseed.config import SWEEP_KEYS, Config, ConfigError, is_sweep, resolve_seeds, sweep_rows, to_dict
 from jaxseed.tasks import Task, get_task
 
@@ -42,24 +43,30 @@ def _versions() -> dict:
     return out
 
 
-def score(name: str, pred_SxN, label_N, num_labels: int) -> np.ndarray:
-    """One task metric per seed."""
+def score(name: str, pred_SxN, label_N, num_labels: int, extras: dict | None = None) -> np.ndarray:
+    """One task metric per seed (SuperGLUE's unit metrics from jaxseed.units)."""
+    if name in units_lib.UNIT_METRICS:
+        return units_lib.score(name, pred_SxN, label_N, num_labels, extras or {})
     fn = metrics_lib.METRICS[name]
     if name in ("mcc", "macro_f1"):
         return np.asarray(fn(pred_SxN, label_N, num_labels))
     return np.asarray(fn(pred_SxN, label_N))
 
 
-def split_metrics(task: Task, pred_SxN, label_N, majority: int | None) -> dict:
+def split_metrics(task: Task, pred_SxN, label_N, majority: int | None, extras: dict | None = None) -> dict:
     pred, label = jnp.asarray(pred_SxN), jnp.asarray(label_N)
-    per_seed = {m: score(m, pred, label, task.num_labels) for m in task.metrics}
-    baseline = {m: float(metrics_lib.majority_baseline(m, label, majority, task.num_labels)) for m in task.metrics}
+    per_seed = {m: score(m, pred, label, task.num_labels, extras) for m in task.metrics}
+    if task.benchmark == "superglue":
+        baseline = {m: units_lib.baseline(m, label, majority, task.num_labels, extras or {}) for m in task.metrics}
+    else:
+        baseline = {m: float(metrics_lib.majority_baseline(m, label, majority, task.num_labels)) for m in task.metrics}
     out = {
         "num_examples": int(label.shape[0]),
         "majority_baseline": baseline,
         "per_seed": {m: [float(x) for x in v] for m, v in per_seed.items()},
         "summary": {m: metrics_lib.summarize(v) for m, v in per_seed.items()},
-        "failed_runs": {m: int(np.sum(metrics_lib.failed_runs(v, baseline[m]))) for m, v in per_seed.items()},
+        "failed_runs": {m: int(np.sum(metrics_lib.failed_runs(v, baseline[m]))) for m, v in per_seed.items()
+                        if np.isfinite(baseline[m])},  # AX-g gender parity has no baseline
     }
     if task.is_regression:
         out["consistency"] = float(metrics_lib.consistency_within(pred, REGRESSION_TOLERANCE))
@@ -69,11 +76,30 @@ def split_metrics(task: Task, pred_SxN, label_N, majority: int | None) -> dict:
         out["consistency"] = float(metrics_lib.consistency(pred))
         out["correct_consistency"] = float(metrics_lib.correct_consistency(pred, label))
         out["pairwise_agreement"] = float(metrics_lib.pairwise_agreement(pred))
+    units = units_lib.unit_summary(task.unit, pred, label, extras or {})
+    if units is not None:  # MultiRC questions, ReCoRD queries: the natural unit groups several rows
+        out["units"] = units
     return out
 
 
-def predictions(task: Task, logits_SxNxC: np.ndarray) -> np.ndarray:
+def predictions(task: Task, logits_SxNxC: np.ndarray, extras: dict | None = None) -> np.ndarray:
+    if task.formulation == "candidate":  # ReCoRD: 1 on each seed's best-scoring candidate of each query
+        unit, g = units_lib.dense_units(extras["unit"])
+        return np.asarray(units_lib.record_choice(logits_SxNxC[..., 1] - logits_SxNxC[..., 0], unit, g))
     return logits_SxNxC[..., 0] if task.is_regression else logits_SxNxC.argmax(-1).astype(np.int32)
+
+
+def eval_tasks(cfg: Config, task: Task) -> dict[str, Task]:
+    """The extra evaluation sets (SuperGLUE AX-b / AX-g on an RTE run): split name -> task. They must share the
+    training task's label space, and are read from the same data_dir."""
+    out = {}
+    for name in cfg.eval_tasks or []:
+        et = get_task(name)
+        if et.label_names != task.label_names or et.formulation != "classify" or task.formulation != "classify":
+            raise ValueError(f"config key 'eval_tasks': '{et.name}' has labels {et.label_names}, which a model "
+                             f"trained on '{task.name}' ({task.label_names}) cannot predict")
+        out[et.name] = et
+    return out
 
 
 def prepare(cfg: Config):
@@ -90,6 +116,8 @@ def prepare(cfg: Config):
         model_dir = model_lib.resolve_model_dir(cfg.model)
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
+        dev_ex |= {s: data_lib.load_split(et, et.dev_splits[0], cfg.data_dir).head(cfg.max_eval_examples)
+                   for s, et in eval_tasks(cfg, task).items()}
         pretrained = model_lib.load_pretrained(str(model_dir))
     except ValueError as e:
         raise ConfigError(str(e)) from None
@@ -128,10 +156,11 @@ def run(cfg: Config, progress: bool = True) -> Path:
 def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values):
     majority = None if task.is_regression else data_lib.majority_class(train_enc.label_N)
     splits = list(dev_enc)
-    preds = {s: predictions(task, result.logits[s]) for s in splits}
+    split_task = {s: task for s in splits} | eval_tasks(cfg, task)
+    preds = {s: predictions(task, result.logits[s], dev_enc[s].extras) for s in splits}
     logits = {s: result.logits[s][..., 0] if task.is_regression else result.logits[s] for s in splits}
     np.savez(
-        folder / "predictions.npz",
+        folder / "predictions.npz", **_extras(dev_enc),
         pred=np.concatenate([preds[s] for s in splits], axis=1),
         logits=np.concatenate([logits[s] for s in splits], axis=1),
         label=np.concatenate([dev_enc[s].label_N for s in splits]),
@@ -145,18 +174,21 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
         np.savez(folder / "evals.npz", step=np.asarray([h[0] for h in result.history]),
                  **{f"pred_{s}": np.stack([predictions(task, h[1][s]) for h in result.history]) for s in splits})
         for step, lg in result.history:
-            history.append({"step": step, **{s: {m: metrics_lib.summarize(score(m, jnp.asarray(predictions(task, lg[s])),
-                                                                              dev_enc[s].label_N, task.num_labels))
-                                                 for m in task.metrics} for s in splits}})
+            history.append({"step": step, **{s: {m: metrics_lib.summarize(score(
+                m, jnp.asarray(predictions(task, lg[s], dev_enc[s].extras)), dev_enc[s].label_N,
+                task.num_labels, dev_enc[s].extras)) for m in split_task[s].metrics} for s in splits}})
     metrics = {"task": task.name, "model": cfg.model, "num_seeds": len(seeds), "primary_metric": task.primary_metric,
-               "splits": {s: split_metrics(task, preds[s], dev_enc[s].label_N, majority) for s in splits},
-               "history": history, "sweep": _sweep_metrics(cfg, task, preds, dev_enc, majority, values),
+               "splits": {s: split_metrics(split_task[s], preds[s], dev_enc[s].label_N, majority, dev_enc[s].extras)
+                          for s in splits},
+               "history": history, "sweep": _sweep_metrics(cfg, split_task, preds, dev_enc, majority, values),
                "timing": {"compile_s": result.compile_s, "train_s": result.train_s,
                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     resolved = to_dict(cfg)  # majority: the training set's majority class, for baselines recomputed later
     resolved.update({
-        "task_info": task.info() | {"majority_class": majority}, "model_dir": str(model_dir), "encoder": pretrained.config.__dict__,
+        "task_info": task.info() | {"majority_class": majority,
+                                    "split_tasks": {s: t.info() for s, t in split_task.items() if t is not task}},
+        "model_dir": str(model_dir), "encoder": pretrained.config.__dict__,
         "train_examples": int(len(train_enc.label_N)), "train_length": train_enc.length,
         "eval_lengths": {s: e.length for s, e in dev_enc.items()}, "total_steps": total, "warmup_steps": warmup,
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "platform": jax.default_backend(),
@@ -164,7 +196,7 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
     (folder / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
 
 
-def _sweep_metrics(cfg, task, preds, dev_enc, majority, values) -> list:
+def _sweep_metrics(cfg, split_task, preds, dev_enc, majority, values) -> list:
     """With swept hyperparameters: the split metrics of each grid member's rows (the top level pools all rows)."""
     if not is_sweep(cfg):
         return []
@@ -173,7 +205,20 @@ def _sweep_metrics(cfg, task, preds, dev_enc, majority, values) -> list:
     for member in dict.fromkeys(keys):
         rows = np.asarray([key == member for key in keys])
         out.append(dict(zip(SWEEP_KEYS, member)) | {"splits": {
-            s: split_metrics(task, preds[s][rows], dev_enc[s].label_N, majority) for s in preds}})
+            s: split_metrics(split_task[s], preds[s][rows], dev_enc[s].label_N, majority, dev_enc[s].extras)
+            for s in preds}})
+    return out
+
+
+def _extras(dev_enc: dict) -> dict:
+    """Per-example extras (unit ids, MultiRC paragraph/question/answer ids, ReCoRD candidates and gold answers,
+    AX-g pairs) as predictions.npz arrays over all splits; a split without one is filled with -1 or ""."""
+    keys = dict.fromkeys(k for e in dev_enc.values() for k in e.extras)
+    out = {}
+    for k in keys:
+        like = next(e.extras[k] for e in dev_enc.values() if k in e.extras)
+        fill = "" if like.dtype.kind == "U" else -1
+        out[k] = np.concatenate([e.extras.get(k, np.full(len(e.label_N), fill, like.dtype)) for e in dev_enc.values()])
     return out
 
 
@@ -197,4 +242,8 @@ def summary_table(metrics: dict, seeds=None) -> str:
                          f"all seeds right on {m['correct_consistency']:.1%} (correct consistency)")
         else:
             lines.append(f"  all seeds within {m['consistency_tolerance']} of each other on {m['consistency']:.1%} of examples")
+        if "units" in m:
+            u = m["units"]
+            lines.append(f"  per {u['unit']} ({u['num_units']}): all seeds agree on {u['consistency']:.1%}, "
+                         f"all seeds right on {u['correct_consistency']:.1%}")
     return "\n".join(lines)

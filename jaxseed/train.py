@@ -42,9 +42,14 @@ class StepSpec:
     adam_b2: float = 0.999
     adam_eps: float = 1e-8
     seed_groups: int = 0  # 0: vmap over all seeds; g > 0: vmap over g groups (one a device), seeds looped in each
+    choices: int = 0  # multiple choice (COPA): batches hold C sequences an example, one score each (formulations.py)
+
+    @property
+    def head_width(self) -> int:
+        return 1 if self.choices else self.num_labels
 
     def classifier(self) -> model_lib.Classifier:
-        return model_lib.Classifier(self.encoder, self.num_labels, dtype=jnp.dtype(self.dtype), remat=self.remat)
+        return model_lib.Classifier(self.encoder, self.head_width, dtype=jnp.dtype(self.dtype), remat=self.remat)
 
 
 @dataclasses.dataclass
@@ -86,8 +91,10 @@ def make_optimizer(spec: StepSpec, hp: dict) -> optax.GradientTransformation:
 
 def _logits(spec: StepSpec, params, batch, dropout_key=None):
     deterministic = dropout_key is None
-    return spec.classifier().apply({"params": params}, batch["ids"], batch["mask"], batch["type_ids"],
-                                   deterministic=deterministic, rngs=None if deterministic else {"dropout": dropout_key})
+    flat = lambda x: x.reshape(-1, x.shape[-1])  # multiple choice: [B, C, L] -> [B*C, L], scored one by one
+    out = spec.classifier().apply({"params": params}, flat(batch["ids"]), flat(batch["mask"]), flat(batch["type_ids"]),
+                                  deterministic=deterministic, rngs=None if deterministic else {"dropout": dropout_key})
+    return out.reshape(-1, spec.choices) if spec.choices else out  # [B, C]: softmax across the choices
 
 
 def _loss(spec: StepSpec, logits_BxC, label_B):
@@ -200,7 +207,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     mesh = seed_mesh()
     ndev = mesh.devices.size
     spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
-                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, seed_groups=seed_groups(cfg.seed_loop, ndev))
+                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, seed_groups=seed_groups(cfg.seed_loop, ndev),
+                    choices=task.num_labels if task.formulation == "choice" else 0)
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     train_data = _to_device(train_enc, shared)
     dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
@@ -219,7 +227,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         fill = lambda v: np.asarray(list(v) + [v[-1]] * (chunk_size - n_real))  # padded seeds are dropped at the end
         init_k, order_k, drop_k = (jax.device_put(seed_keys(fill(v), st), per_seed) for v, st in
                                    ((seeds.init, STREAM_INIT), (seeds.order, STREAM_ORDER), (seeds.dropout, STREAM_DROPOUT)))
-        trained = {"head": init_heads(encoder, task.num_labels, init_k, pooler)}
+        trained = {"head": init_heads(encoder, spec.head_width, init_k, pooler)}
         if cfg.train_mode == "full":  # every seed fine-tunes its own copy of the pretrained weights
             trained["backbone"] = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk_size,) + x.shape),
                                                pretrained.backbone)
@@ -260,7 +268,9 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     def train(seeds: Seeds) -> Result:
         seeds, values = sweep_rows(cfg, seeds)
         # seed_chunk null: as many seeds a chunk as fit in free memory
-        size = planner.plan_for(cfg, encoder, task.num_labels, len(seeds), train_enc.length)
+        # Multiple choice runs B*C sequences a step: the planner sees that batch.
+        plan_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * max(spec.choices, 1))
+        size = planner.plan_for(plan_cfg, encoder, task.num_labels, len(seeds), train_enc.length)
         size = -(-size // ndev) * ndev  # pad each chunk to a multiple of the devices
         parts = []
         for start in range(0, len(seeds), size):
@@ -272,7 +282,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
                 if "RESOURCE_EXHAUSTED" not in str(e):
                     raise
-                raise ConfigError(planner.oom_message(cfg, encoder, task.num_labels, size, train_enc.length,
+                raise ConfigError(planner.oom_message(plan_cfg, encoder, task.num_labels, size, train_enc.length,
                                                       ndev)) from None
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
         history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})

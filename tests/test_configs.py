@@ -18,6 +18,14 @@ def test_config_is_valid(path):
 
 
 def test_every_study_config_has_a_smoke_variant():
-    study = {p.name for p in CONFIGS if p.parent.name == "glue"}
+    study = {p.name for p in CONFIGS if p.parent.name in ("glue", "superglue")}
     smoke = {p.name for p in CONFIGS if p.parent.name == "smoke"}
     assert study and study == smoke
+
+
+def test_superglue_study_recipe():
+    for p in CONFIGS:
+        if p.parent.name == "superglue":
+            cfg = load_config(p)
+            assert get_task(cfg.task).benchmark == "superglue" and cfg.train_mode == "full"
+            assert cfg.model == "FacebookAI/roberta-large" and len(resolve_seeds(cfg.seeds)) == 10

@@ -1,44 +1,12 @@
-"""The task registry: text fields, label space, official metrics and file layouts of each GLUE task.
+"""GLUE: text fields, label space, official metrics and file layouts of each task.
 
 Labels follow the Hugging Face `nyu-mll/glue` dataset, so the hub and a local glue_data folder give the same
-examples with the same label ids. SuperGLUE tasks join this registry later.
+examples with the same label ids.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    name: str  # registry name, also the nyu-mll/glue config name
-    text_fields: tuple[str, ...]  # column names in nyu-mll/glue
-    label_names: tuple[str, ...] | None  # None: regression
-    metrics: tuple[str, ...]  # official GLUE metrics; the first is the primary one
-    dev_splits: tuple[str, ...]
-    local_dir: str  # folder inside a glue_data directory
-    local_files: dict  # split -> file name
-    local_text_cols: tuple  # header names, or column indices where the file has no header
-    local_label_col: str | int  # header name, or index; the label is read from the end when negative
-    local_label_map: dict | None = None  # file label string -> id; None: the file holds ids (or floats)
-    hub_path: str = "nyu-mll/glue"
-
-    @property
-    def is_regression(self) -> bool:
-        return self.label_names is None
-
-    @property
-    def num_labels(self) -> int:
-        return 1 if self.is_regression else len(self.label_names)
-
-    @property
-    def primary_metric(self) -> str:
-        return self.metrics[0]
-
-    def info(self) -> dict:
-        return {"name": self.name, "num_labels": self.num_labels, "label_names": self.label_names,
-                "metrics": list(self.metrics), "primary_metric": self.primary_metric,
-                "is_regression": self.is_regression, "splits": list(self.dev_splits)}
+from jaxseed.tasks.base import Task
 
 
 def _glue(name, text_fields, label_names, metrics, local_dir, text_cols, label_col, label_map=None,
@@ -48,7 +16,7 @@ def _glue(name, text_fields, label_names, metrics, local_dir, text_cols, label_c
 
 
 _NLI2 = ("entailment", "not_entailment")
-TASKS: dict[str, Task] = {t.name: t for t in [
+GLUE_TASKS: dict[str, Task] = {t.name: t for t in [
     # CoLA files have no header: source, label, original judgement, sentence.
     _glue("cola", ("sentence",), ("unacceptable", "acceptable"), ("mcc",), "CoLA", (3,), 1),
     _glue("sst2", ("sentence",), ("negative", "positive"), ("accuracy",), "SST-2", ("sentence",), "label"),
@@ -71,13 +39,3 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     _glue("wnli", ("sentence1", "sentence2"), ("not_entailment", "entailment"), ("accuracy",), "WNLI",
           ("sentence1", "sentence2"), -1),
 ]}
-
-_ALIASES = {"sst-2": "sst2", "sts-b": "stsb", "mnli-m": "mnli"}
-
-
-def get_task(name: str) -> Task:
-    key = name.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key not in TASKS:
-        raise ValueError(f"unknown task '{name}' (known: {', '.join(TASKS)})")
-    return TASKS[key]
