@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseed import checkpoint as checkpoint_lib
 from jaxseed import data as data_lib
 from jaxseed import metrics as metrics_lib
 from jaxseed import model as model_lib
@@ -84,8 +85,17 @@ def prepare(cfg: Config):
         if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
             raise ValueError(f"data_dir not found: {cfg.data_dir}")
         out = cfg.resolved_output_dir
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
+        interrupted = checkpoint_lib.read_run(cfg) is not None and not (out / "metrics.json").is_file()
+        if cfg.resume:
+            checkpoint_lib.check_resume(cfg)
+        elif interrupted and not cfg.overwrite:
+            raise ValueError(f"output_dir {out} holds an interrupted run (checkpoints in {checkpoint_lib.folder(cfg)}): "
+                             f"continue it with --resume, or set overwrite: true to start over")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite \
+                and not (cfg.resume and interrupted):
             raise ValueError(f"output_dir exists and is not empty: {out} (set overwrite: true to replace it)")
+        checkpoint_lib.check_writable(out, "output_dir")
+        checkpoint_lib.check_writable(checkpoint_lib.folder(cfg), "checkpoint_dir")
         model_dir = model_lib.resolve_model_dir(cfg.model)
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
@@ -98,28 +108,49 @@ def prepare(cfg: Config):
 def run(cfg: Config, progress: bool = True) -> Path:
     from transformers import AutoTokenizer  # heavy import, after the config is known to be valid
 
+    if is_complete(cfg):
+        return cfg.resolved_output_dir
     task, seeds, model_dir, pretrained, train_ex, dev_ex = prepare(cfg)
+    if cfg.overwrite and not cfg.resume:  # a fresh start: an earlier run's checkpoints must not be resumed
+        checkpoint_lib.remove(cfg)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     train_enc = data_lib.encode(tokenizer, train_ex, cfg.max_length)
     dev_enc = {s: data_lib.encode(tokenizer, e, cfg.max_length) for s, e in dev_ex.items()}
     if len(train_enc.label_N) < cfg.batch_size:
         raise ConfigError(f"config key 'batch_size': {cfg.batch_size} exceeds the {len(train_enc.label_N)} training examples")
     total, warmup = train_lib.num_steps(cfg, len(train_enc.label_N))
-    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress)(seeds)
+    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True)(seeds)
 
-    out = cfg.resolved_output_dir
+    out, ckpt = cfg.resolved_output_dir, checkpoint_lib.folder(cfg).absolute()
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         _write(tmp, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir)
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
+        if out.is_dir() and ckpt.parent == out.absolute():
+            # The checkpoints live in the run folder: results move in beside them, metrics.json last, as it
+            # marks the run complete; files of an overwritten earlier run go first.
+            for old in out.iterdir():
+                if old.absolute() != ckpt:
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
+            for f in sorted(tmp.iterdir(), key=lambda f: f.name == "metrics.json"):
+                f.replace(out / f.name)
+            tmp.rmdir()
+        else:
+            if out.exists():
+                shutil.rmtree(out) if out.is_dir() else out.unlink()
+            tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if not cfg.keep_weights:
+        checkpoint_lib.remove(cfg)
     return out
+
+
+def is_complete(cfg: Config) -> bool:
+    """A resume of a run that already finished: nothing to do."""
+    return cfg.resume and (cfg.resolved_output_dir / "metrics.json").is_file()
 
 
 def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir):
@@ -144,8 +175,20 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
             history.append({"step": step, **{s: {m: metrics_lib.summarize(score(m, jnp.asarray(predictions(task, lg[s])),
                                                                               dev_enc[s].label_N, task.num_labels))
                                                  for m in task.metrics} for s in splits}})
+    diverged = np.zeros(len(seeds), np.int32) if result.diverged_S is None else np.asarray(result.diverged_S)
+    healthy = diverged == 0 if diverged.any() and not diverged.all() else np.ones(len(seeds), bool)
+
+    def stats(s):  # across-seed statistics of the healthy seeds; per-seed scores of all
+        out = split_metrics(task, preds[s][healthy], dev_enc[s].label_N, majority)
+        out["per_seed"] = {m: [float(x) for x in score(m, jnp.asarray(preds[s]), jnp.asarray(dev_enc[s].label_N),
+                                                       task.num_labels)] for m in task.metrics}
+        return out
+
     metrics = {"task": task.name, "model": cfg.model, "num_seeds": len(seeds), "primary_metric": task.primary_metric,
-               "splits": {s: split_metrics(task, preds[s], dev_enc[s].label_N, majority) for s in splits},
+               # seeds whose loss or gradient norm became non-finite, with that step; left out of the statistics
+               "diverged": [{"seed": i, "step": int(d)} for i, d in enumerate(diverged) if d],
+               "seeds_in_statistics": int(healthy.sum()),
+               "splits": {s: stats(s) for s in splits},
                "history": history,
                "timing": {"compile_s": result.compile_s, "train_s": result.train_s,
                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
@@ -167,11 +210,16 @@ def summary_table(metrics: dict, seeds=None) -> str:
         names = list(m["per_seed"])
         lines.append(f"{metrics['task']} / {split}  ({m['num_examples']} examples, {metrics['num_seeds']} seeds)")
         lines.append("  seed  " + "  ".join(f"{n:>9}" for n in names))
+        diverged = {d["seed"]: d["step"] for d in metrics.get("diverged", [])}
         for i in range(metrics["num_seeds"]):
             tag = "" if seeds is None else f" (init {seeds.init[i]}, order {seeds.order[i]}, dropout {seeds.dropout[i]})"
+            tag += f"  diverged at step {diverged[i]}" if i in diverged else ""
             lines.append(f"  {i:>4}  " + "  ".join(f"{m['per_seed'][n][i]:9.4f}" for n in names) + tag)
         for stat in ("mean", "std", "min", "max"):
             lines.append(f"  {stat:>4}  " + "  ".join(f"{m['summary'][n][stat]:9.4f}" for n in names))
+        if diverged:
+            left = metrics["num_seeds"] - metrics["seeds_in_statistics"]
+            lines.append(f"  {left} diverged seed(s) left out of mean, std, min, max, failed runs and consistency")
         base = ", ".join(f"{n} {v:.4f}" for n, v in m["majority_baseline"].items())
         failed = ", ".join(f"{n} {v}" for n, v in m["failed_runs"].items())
         lines.append(f"  majority-class baseline: {base}; failed runs (at or below it): {failed}")
