@@ -30,7 +30,9 @@ from jaxseed.config import Config, ConfigError, to_dict
 # Everything else changes the numbers, so a resume with another value is refused.
 UNCHECKED_KEYS = ("output_dir", "overwrite", "log_every", "checkpoint_every", "checkpoint_dir",
                   "checkpoint_keep", "keep_weights", "resume")
-KILL_ENV = "JAXSEED_TEST_KILL"  # "CHUNK:STEP" or "CHUNK:STEP:save": SIGKILL there (tests of resume)
+# Test hook, "CHUNK:STEP[:MODE]": before step STEP of chunk CHUNK, SIGKILL (no mode), one SIGTERM ("term") or
+# two ("term2"); or SIGKILL while the checkpoint of step STEP is being written ("save").
+KILL_ENV = "JAXSEED_TEST_KILL"
 
 
 class CheckpointError(RuntimeError):
@@ -98,12 +100,12 @@ def chunk_size(cfg: Config, plan) -> int:
     return size
 
 
-def _kill_hook() -> tuple[int, int, bool] | None:
+def _kill_hook() -> tuple[int, int, str] | None:
     spec = os.environ.get(KILL_ENV)
     if not spec:
         return None
     chunk, step, *mode = spec.split(":")
-    return int(chunk), int(step), mode == ["save"]
+    return int(chunk), int(step), (mode or [""])[0]
 
 
 class ChunkCheckpoints:
@@ -132,8 +134,13 @@ class ChunkCheckpoints:
         return step % self.every == 0 or step == self.total
 
     def kill_before_step(self, step: int) -> None:
-        if self.kill == (self.chunk, step, False):  # test hook: as a kill -9 before step `step` runs
+        if self.kill is None or self.kill[:2] != (self.chunk, step):
+            return
+        mode = self.kill[2]
+        if mode == "":
             os.kill(os.getpid(), signal.SIGKILL)
+        for _ in range({"term": 1, "term2": 2}.get(mode, 0)):
+            os.kill(os.getpid(), signal.SIGTERM)  # delivered to the handler before the next bytecode
 
     def save(self, step: int, state: dict, meta: dict) -> None:
         try:
@@ -141,7 +148,7 @@ class ChunkCheckpoints:
                                                           meta=ocp.args.JsonSave({"step": step, **meta})), force=True)
         except Exception as e:  # also the error of an earlier, asynchronous save, raised here
             raise self._error(e) from e
-        if self.kill == (self.chunk, step, True):  # test hook: a kill -9 while the write is in flight
+        if self.kill == (self.chunk, step, "save"):  # test hook: a kill -9 while the write is in flight
             os.kill(os.getpid(), signal.SIGKILL)
 
     def finish(self, final_only: bool = False) -> None:
@@ -158,6 +165,8 @@ class ChunkCheckpoints:
             self.mngr.close()
 
     def _error(self, e: Exception) -> CheckpointError:
+        with contextlib.suppress(Exception):  # an earlier save may still be committing
+            self.mngr.wait_until_finished()
         with contextlib.suppress(Exception):
             self.mngr.reload()
         last = self.mngr.latest_step()

@@ -105,7 +105,9 @@ def prepare(cfg: Config):
     return task, seeds, model_dir, pretrained, train_ex, dev_ex
 
 
-def run(cfg: Config, progress: bool = True) -> Path:
+def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
+    """hp: optional per-seed hyperparameter values (make_train's train); they are not part of the config, so a
+    resume must pass the same ones."""
     from transformers import AutoTokenizer  # heavy import, after the config is known to be valid
 
     if is_complete(cfg):
@@ -119,7 +121,7 @@ def run(cfg: Config, progress: bool = True) -> Path:
     if len(train_enc.label_N) < cfg.batch_size:
         raise ConfigError(f"config key 'batch_size': {cfg.batch_size} exceeds the {len(train_enc.label_N)} training examples")
     total, warmup = train_lib.num_steps(cfg, len(train_enc.label_N))
-    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True)(seeds)
+    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True)(seeds, hp)
 
     out, ckpt = cfg.resolved_output_dir, checkpoint_lib.folder(cfg).absolute()
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -194,6 +196,8 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     resolved = to_dict(cfg)  # majority: the training set's majority class, for baselines recomputed later
+    if cfg.checkpoint_dir:  # absolute, so `jaxseed export` finds the weights from anywhere
+        resolved["checkpoint_dir"] = str(Path(cfg.checkpoint_dir).absolute())
     resolved.update({
         "task_info": task.info() | {"majority_class": majority}, "model_dir": str(model_dir), "encoder": pretrained.config.__dict__,
         "train_examples": int(len(train_enc.label_N)), "train_length": train_enc.length,

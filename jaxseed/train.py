@@ -95,7 +95,7 @@ def stop_on_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTran
         return StopState(inner.init(params), jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32))
 
     def update(grads, state, params=None, *, value=None, **extra):
-        finite = jnp.isfinite(optax.global_norm(grads)) & jnp.isfinite(jnp.asarray(1.0 if value is None else value))
+        finite = jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(jnp.asarray(1.0 if value is None else value))
         diverged = jnp.where((state.diverged == 0) & ~finite, state.count + 1, state.diverged)
         updates, inner_state = inner.update(grads, state.inner, params)
         ok = diverged == 0
