@@ -41,6 +41,7 @@ class Run:
     split: np.ndarray  # [N] str
     cache: dict | None  # metrics.json, if any
     curves: dict | None  # curves.npz {"step": [T], "loss": [T, S]}, if any
+    left_out: tuple = ()  # (seed, step) of diverged seeds, dropped from pred and curves
 
 
 def _one_line(e: Exception) -> str:
@@ -105,7 +106,14 @@ def load_run(run_dir) -> Run:
         curves = _read_npz(path / "curves.npz", ("step", "loss"))
         if curves.get("loss", np.zeros(0)).ndim != 2 or curves["loss"].shape[1] != pred.shape[0]:
             raise ValueError(f"{path / 'curves.npz'}: expected loss [T, S] with S = {pred.shape[0]}")
-    return Run(path, config, info, pred, label, split, cache, curves)
+    # Seeds whose training diverged (non-finite loss) are left out of every statistic, as in metrics.json.
+    left_out = tuple((int(d["seed"]), int(d["step"])) for d in (cache or {}).get("diverged", []))
+    keep = np.setdiff1d(np.arange(pred.shape[0]), [s for s, _ in left_out])
+    if left_out and len(keep):
+        pred = pred[keep]
+        if curves is not None:
+            curves["loss"] = curves["loss"][:, keep]
+    return Run(path, config, info, pred, label, split, cache, curves, left_out if len(keep) else ())
 
 
 # ---------------------------------------------------------------- statistics per (run, split)
@@ -411,6 +419,9 @@ def build_report(run_dirs, out_dir=None) -> Path:
         rr = [split_stats(run, s) for s in _split_order(run)]
         rows += rr
         notes += _cache_notes(run, rr)
+        if run.left_out:
+            notes.append(f"{run.path}: {len(run.left_out)} diverged seed(s) left out of every statistic: "
+                         + ", ".join(f"seed {s} (non-finite loss at step {t})" for s, t in run.left_out) + ".")
         if not all(r["baseline_cached"] for r in rr):
             notes.append(f"{run.path}: no cached baseline in metrics.json; "
                          "baselines use the dev split's majority class.")

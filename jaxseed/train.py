@@ -304,7 +304,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                                 f"checkpoint written to {ck.dir}")
         bar.close()
         logits = evaluate_all(trained, n_real)
-        loss_TxS = np.asarray(jnp.stack(losses))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
+        loss_TxS = np.array(jnp.stack(losses))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
         diverged_S = np.asarray(opt.diverged)[:n_real]
         for s, d in enumerate(diverged_S):  # a stopped seed's later losses are of frozen, broken weights: not shown
             if d:
