@@ -242,9 +242,9 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
 
     eval_steps = [t for t in range(1, total) if cfg.eval_every and t % cfg.eval_every == 0]
 
-    def pack(trained, opt, losses, history, n_real):
+    def pack(trained, opt, losses, history, chunk_size, n_real):
         """A chunk's checkpoint state: everything the remaining steps and the results depend on."""
-        loss_TxS = np.zeros((total, jax.tree.leaves(opt)[0].shape[0]), np.float32)
+        loss_TxS = np.zeros((total, chunk_size), np.float32)
         if losses:
             loss_TxS[:len(losses)] = np.asarray(jnp.stack(losses))
         state = {"trained": trained, "opt": opt, "loss": jax.device_put(loss_TxS, shared)}
@@ -272,7 +272,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         hp = jax.device_put(hp, per_seed)
         losses, history, start = [], [], 0
         if ck is not None and ck.latest() is not None:  # resume: the arrays of the latest complete checkpoint
-            start, state = ck.restore(pack(trained, opt, losses, history, n_real))
+            start, state = ck.restore(pack(trained, opt, losses, history, chunk_size, n_real))
             trained, opt = state["trained"], state["opt"]
             losses = list(np.asarray(state["loss"])[:start])
             history = [(e, {s: np.asarray(state["evals"][s][i]) for s in dev_encs})
@@ -297,7 +297,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 history.append((t + 1, evaluate_all(trained, n_real)))
             stopping = stop is not None and stop.requested is not None and t + 1 < total
             if ck is not None and (ck.due(t + 1) or stopping):
-                ck.save(t + 1, pack(trained, opt, losses, history, n_real), meta)
+                ck.save(t + 1, pack(trained, opt, losses, history, chunk_size, n_real), meta)
             if stopping:
                 ck.finish()
                 raise Preempted(f"stopped by {stop.name} at step {t + 1} of {total} ({bar_desc}); "
