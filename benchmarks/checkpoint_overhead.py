@@ -36,14 +36,14 @@ def timed_save(self, step, state, meta):
 
 ck.ChunkCheckpoints.save = timed_save
 with tempfile.TemporaryDirectory() as tmp:
-    cfg = load_config(None, dict(task="sst2", model=str(minilm_dir()), data_dir=str(GLUE), seeds=seeds,
-                                 max_steps=steps, batch_size=16, max_length=128, max_train_examples=1000,
+    cfg = load_config(None, dict(task="rte", model=str(minilm_dir()), data_dir=str(GLUE), seeds=seeds,
+                                 max_steps=steps, batch_size=16, max_length=128, max_train_examples=500,
                                  max_eval_examples=64, checkpoint_every=2, output_dir=tmp))
     task = get_task(cfg.task)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(cfg.model)
-    tr = data_lib.encode(tok, data_lib.load_split(task, "train", GLUE).head(1000), 128)
+    tr = data_lib.encode(tok, data_lib.load_split(task, "train", GLUE).head(500), 128)
     dev = {"validation": data_lib.encode(tok, data_lib.load_split(task, "validation", GLUE).head(64), 128)}
     res = train_lib.make_train(cfg, task, model_lib.load_pretrained(cfg.model), tr, dev, progress=False,
                                checkpoints=True)(resolve_seeds(seeds))
