@@ -340,6 +340,9 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
                     if "RESOURCE_EXHAUSTED" not in str(e):
                         raise
+                    if ck is not None and k == 0 and ck.latest() is None:  # nothing to resume: a plain re-run
+                        ck.finish()                                       # with the suggested seed_chunk works
+                        checkpoint_lib.remove(cfg)
                     raise ConfigError(planner.oom_message(cfg, encoder, task.num_labels, size, train_enc.length,
                                                           ndev)) from None
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
