@@ -40,8 +40,11 @@ def test_exported_seeds_give_the_runs_logits_in_transformers(family, train_mode,
     model_dir = tiny_bert_dir if family == "bert" else tiny_roberta_dir
     cfg = load_config(None, dict(task="rte", model=str(model_dir), data_dir=str(glue_dir), max_steps=3, batch_size=8,
                                  eval_batch_size=16, max_length=64, max_train_examples=64, max_eval_examples=48,
-                                 learning_rate=1e-3, seeds=3, train_mode=train_mode, output_dir=str(tmp_path / "run")))
+                                 learning_rate=1e-3, seeds=3, train_mode=train_mode, output_dir=str(tmp_path / "run"),
+                                 # head runs keep their checkpoints elsewhere: export finds them there
+                                 checkpoint_dir=str(tmp_path / "ck") if train_mode == "head" else None))
     out = run(cfg, progress=False)
+    assert (out / "checkpoints").exists() == (train_mode == "full")
     assert main(["export", str(out), "--seeds", "0,2", "-o", str(tmp_path / "hf")]) == 0
     assert sorted(p.name for p in (tmp_path / "hf").iterdir()) == ["seed-0", "seed-2"]
     stored = np.load(out / "predictions.npz")["logits"]
