@@ -18,6 +18,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -167,9 +168,10 @@ class ChunkCheckpoints:
     def _error(self, e: Exception) -> CheckpointError:
         with contextlib.suppress(Exception):  # an earlier save may still be committing
             self.mngr.wait_until_finished()
+        last = None
         with contextlib.suppress(Exception):
             self.mngr.reload()
-        last = self.mngr.latest_step()
+            last = self.mngr.latest_step()
         where = f"the last complete one is step {last} in {self.dir}" if last is not None else "no complete one yet"
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         return CheckpointError(f"writing a checkpoint in {self.dir} failed ({type(e).__name__}: {first}); {where}")
@@ -188,7 +190,7 @@ class StopSignals:
         return signal.Signals(self.requested).name if self.requested else ""
 
     def __enter__(self):
-        if not _in_main_thread():
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
             return self
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._old[sig] = signal.signal(sig, self._handle)
@@ -206,12 +208,6 @@ class StopSignals:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         return False
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
 
 
 def remove(cfg: Config) -> None:

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"{'' if cfg.resume else ' --resume'}", file=sys.stderr)
                 return 3
             except CheckpointError as e:
-                print(f"jaxseed: error: {e}", file=sys.stderr)
+                print(f"jaxseed: error: {e}; once there is room, continue with --resume", file=sys.stderr)
                 return 1
             print(summary_table(json.loads((out / "metrics.json").read_text()), resolve_seeds(cfg.seeds)))
             print(f"{out} is already complete: nothing to resume" if done else f"wrote {out}")

@@ -1,6 +1,5 @@
 """`jaxseed export`: each exported seed loads in transformers (PyTorch) and gives the run's own dev logits."""
 
-import json
 import shutil
 
 import numpy as np
