@@ -70,6 +70,48 @@ def check_resume(cfg: Config) -> None:
                               f"value or set overwrite: true to start over")
 
 
+def is_complete(cfg: Config) -> bool:
+    """A resume of a run that already finished: nothing to do."""
+    return cfg.resume and (cfg.resolved_output_dir / "metrics.json").is_file()
+
+
+def check_output(cfg: Config) -> None:
+    """Before any work: the output folder is empty (or overwrite), or holds the interrupted run being resumed
+    with the same config; output and checkpoint folders can be written. ValueError / ConfigError otherwise."""
+    out = cfg.resolved_output_dir
+    interrupted = read_run(cfg) is not None and not (out / "metrics.json").is_file()
+    if cfg.resume:
+        check_resume(cfg)
+    elif interrupted and not cfg.overwrite:
+        raise ValueError(f"output_dir {out} holds an interrupted run (checkpoints in {folder(cfg)}): "
+                         f"continue it with --resume, or set overwrite: true to start over")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite \
+            and not (cfg.resume and interrupted):
+        raise ValueError(f"output_dir exists and is not empty: {out} (set overwrite: true to replace it)")
+    check_writable(out, "output_dir")
+    check_writable(folder(cfg), "checkpoint_dir")
+
+
+def move_results(tmp: Path, cfg: Config) -> None:
+    """Puts the result files written to `tmp` in the output folder; drops the checkpoints unless keep_weights."""
+    out, ckpt = cfg.resolved_output_dir, folder(cfg).absolute()
+    if out.is_dir() and ckpt.parent == out.absolute():
+        # The checkpoints live in the run folder: results move in beside them, metrics.json last, as it marks
+        # the run complete; files of an overwritten earlier run go first.
+        for old in out.iterdir():
+            if old.absolute() != ckpt:
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name == "metrics.json"):
+            f.replace(out / f.name)
+        tmp.rmdir()
+    else:
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        tmp.rename(out)
+    if not cfg.keep_weights:
+        remove(cfg)
+
+
 def check_writable(path: Path, what: str) -> None:
     """Creates `path` if needed and writes a probe file, removing what it created; ConfigError if it cannot."""
     path = Path(path)

@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             cfg = load_config(args.config, parse_set(args.overrides) | ({"resume": True} if args.resume else {}))
-            from jaxseed.checkpoint import CheckpointError, Preempted
-            from jaxseed.run import is_complete, run, summary_table
+            from jaxseed.checkpoint import CheckpointError, Preempted, is_complete
+            from jaxseed.run import run, summary_table
 
             done = is_complete(cfg)
             try:

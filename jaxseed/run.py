@@ -84,18 +84,7 @@ def prepare(cfg: Config):
         seeds = resolve_seeds(cfg.seeds)
         if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
             raise ValueError(f"data_dir not found: {cfg.data_dir}")
-        out = cfg.resolved_output_dir
-        interrupted = checkpoint_lib.read_run(cfg) is not None and not (out / "metrics.json").is_file()
-        if cfg.resume:
-            checkpoint_lib.check_resume(cfg)
-        elif interrupted and not cfg.overwrite:
-            raise ValueError(f"output_dir {out} holds an interrupted run (checkpoints in {checkpoint_lib.folder(cfg)}): "
-                             f"continue it with --resume, or set overwrite: true to start over")
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite \
-                and not (cfg.resume and interrupted):
-            raise ValueError(f"output_dir exists and is not empty: {out} (set overwrite: true to replace it)")
-        checkpoint_lib.check_writable(out, "output_dir")
-        checkpoint_lib.check_writable(checkpoint_lib.folder(cfg), "checkpoint_dir")
+        checkpoint_lib.check_output(cfg)  # not empty, an interrupted run, a refused resume, not writable
         model_dir = model_lib.resolve_model_dir(cfg.model)
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
@@ -110,7 +99,7 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
     resume must pass the same ones."""
     from transformers import AutoTokenizer  # heavy import, after the config is known to be valid
 
-    if is_complete(cfg):
+    if checkpoint_lib.is_complete(cfg):
         return cfg.resolved_output_dir
     task, seeds, model_dir, pretrained, train_ex, dev_ex = prepare(cfg)
     if cfg.overwrite and not cfg.resume:  # a fresh start: an earlier run's checkpoints must not be resumed
@@ -123,36 +112,17 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
     total, warmup = train_lib.num_steps(cfg, len(train_enc.label_N))
     result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True)(seeds, hp)
 
-    out, ckpt = cfg.resolved_output_dir, checkpoint_lib.folder(cfg).absolute()
+    out = cfg.resolved_output_dir
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
         _write(tmp, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir)
-        if out.is_dir() and ckpt.parent == out.absolute():
-            # The checkpoints live in the run folder: results move in beside them, metrics.json last, as it
-            # marks the run complete; files of an overwritten earlier run go first.
-            for old in out.iterdir():
-                if old.absolute() != ckpt:
-                    shutil.rmtree(old) if old.is_dir() else old.unlink()
-            for f in sorted(tmp.iterdir(), key=lambda f: f.name == "metrics.json"):
-                f.replace(out / f.name)
-            tmp.rmdir()
-        else:
-            if out.exists():
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
-            tmp.rename(out)
+        checkpoint_lib.move_results(tmp, cfg)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if not cfg.keep_weights:
-        checkpoint_lib.remove(cfg)
     return out
-
-
-def is_complete(cfg: Config) -> bool:
-    """A resume of a run that already finished: nothing to do."""
-    return cfg.resume and (cfg.resolved_output_dir / "metrics.json").is_file()
 
 
 def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir):
@@ -177,23 +147,13 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
             history.append({"step": step, **{s: {m: metrics_lib.summarize(score(m, jnp.asarray(predictions(task, lg[s])),
                                                                               dev_enc[s].label_N, task.num_labels))
                                                  for m in task.metrics} for s in splits}})
-    diverged = np.zeros(len(seeds), np.int32) if result.diverged_S is None else np.asarray(result.diverged_S)
-    healthy = diverged == 0 if diverged.any() and not diverged.all() else np.ones(len(seeds), bool)
-
-    def stats(s):  # across-seed statistics of the healthy seeds; per-seed scores of all
-        out = split_metrics(task, preds[s][healthy], dev_enc[s].label_N, majority)
-        out["per_seed"] = {m: [float(x) for x in score(m, jnp.asarray(preds[s]), jnp.asarray(dev_enc[s].label_N),
-                                                       task.num_labels)] for m in task.metrics}
-        return out
-
     metrics = {"task": task.name, "model": cfg.model, "num_seeds": len(seeds), "primary_metric": task.primary_metric,
-               # seeds whose loss or gradient norm became non-finite, with that step; left out of the statistics
-               "diverged": [{"seed": i, "step": int(d)} for i, d in enumerate(diverged) if d],
-               "seeds_in_statistics": int(healthy.sum()),
-               "splits": {s: stats(s) for s in splits},
+               "splits": {s: split_metrics(task, preds[s], dev_enc[s].label_N, majority) for s in splits},
                "history": history,
                "timing": {"compile_s": result.compile_s, "train_s": result.train_s,
                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
+    _leave_out_diverged(metrics, result.diverged_S,
+                        lambda keep: {s: split_metrics(task, preds[s][keep], dev_enc[s].label_N, majority) for s in splits})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     resolved = to_dict(cfg)  # majority: the training set's majority class, for baselines recomputed later
     if cfg.checkpoint_dir:  # absolute, so `jaxseed export` finds the weights from anywhere
@@ -205,6 +165,18 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
         "versions": _versions(), "devices": [str(d) for d in jax.devices()], "platform": jax.default_backend(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     (folder / "config.json").write_text(json.dumps(resolved, indent=2, default=str))
+
+
+def _leave_out_diverged(metrics: dict, diverged_S, splits_of) -> None:
+    """Seeds whose loss or gradient norm became non-finite: listed with that step under `diverged`, and the
+    across-seed statistics of every split recomputed without them (splits_of(keep_S)); per-seed scores keep all."""
+    diverged = np.zeros(metrics["num_seeds"], np.int32) if diverged_S is None else np.asarray(diverged_S)
+    keep = diverged == 0
+    metrics["diverged"] = [{"seed": i, "step": int(d)} for i, d in enumerate(diverged) if d]
+    metrics["seeds_in_statistics"] = int(keep.sum()) if keep.any() else metrics["num_seeds"]
+    if keep.any() and not keep.all():  # all diverged: nothing healthy to compare, so the statistics keep them all
+        for split, m in splits_of(keep).items():
+            metrics["splits"][split] = m | {"per_seed": metrics["splits"][split]["per_seed"]}
 
 
 def summary_table(metrics: dict, seeds=None) -> str:
