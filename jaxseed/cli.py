@@ -1,5 +1,5 @@
-"""`jaxseed run CONFIG.yaml [--set key=value ...]`, `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]` and
-`jaxseed compare RUN_A RUN_B [RUN ...] [-o OUT] [--draws D]`.
+"""`jaxseed run CONFIG.yaml [--set key=value ...] [--resume]`, `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]`,
+`jaxseed compare RUN_A RUN_B [RUN ...] [-o OUT] [--draws D]` and `jaxseed export RUN_DIR [--seeds 0,3] -o OUT`.
 
 Bad input is one line on stderr and exit code 2, with no traceback and nothing written.
 """
@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (the value is parsed as YAML); repeatable")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its latest complete checkpoint (same as resume: true)")
+    ex = sub.add_parser("export", help="write seeds of a run as Hugging Face model folders")
+    ex.add_argument("run_dir")
+    ex.add_argument("--seeds", default=None, help="comma-separated seed indices (default: all)")
+    ex.add_argument("-o", "--output", required=True, help="output folder; one seed-<i> folder a seed")
     rep = sub.add_parser("report", help="tables and plots of seed effects from one or more run folders")
     rep.add_argument("run_dirs", nargs="+")
     rep.add_argument("-o", "--output", default=None, help="output folder (default: RUN_DIR/report)")
@@ -56,13 +62,28 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "run":
-            cfg = load_config(args.config, parse_set(args.overrides))
+            cfg = load_config(args.config, parse_set(args.overrides) | ({"resume": True} if args.resume else {}))
+            from jaxseed.checkpoint import CheckpointError, Preempted, is_complete
             from jaxseed.run import run, summary_table
 
-            out = run(cfg, progress=not args.no_progress)
+            done = is_complete(cfg)
+            try:
+                out = run(cfg, progress=not args.no_progress)
+            except Preempted as e:
+                print(f"jaxseed: {e}; continue with: jaxseed run {' '.join(sys.argv[2:] if argv is None else argv[1:])}"
+                      f"{'' if cfg.resume else ' --resume'}", file=sys.stderr)
+                return 3
+            except CheckpointError as e:
+                print(f"jaxseed: error: {e}; once there is room, continue with --resume", file=sys.stderr)
+                return 1
             rows = sweep_rows(cfg, resolve_seeds(cfg.seeds))[0]  # with a sweep: the grid x the seeds
             print(summary_table(json.loads((out / "metrics.json").read_text()), rows))
-            print(f"wrote {out}")
+            print(f"{out} is already complete: nothing to resume" if done else f"wrote {out}")
+        elif args.command == "export":
+            from jaxseed.export import export
+
+            for path in export(args.run_dir, args.output, args.seeds):
+                print(f"wrote {path}")
         else:
             from jaxseed.compare import build_compare
             from jaxseed.report import build_report

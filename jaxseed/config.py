@@ -63,6 +63,12 @@ class Config:
     # Sweeps: learning_rate, weight_decay and warmup_ratio above may also be lists; see `sweep_rows`.
     # SuperGLUE diagnostics: extra evaluation sets scored with the model trained on `task`, e.g. [axb, axg] on RTE
     eval_tasks: list | None = None
+    # checkpoints and resume (checkpoint.py)
+    checkpoint_every: int = 200  # steps between checkpoints; there is always one at the end of each chunk
+    checkpoint_dir: str | None = None  # None: <output_dir>/checkpoints
+    checkpoint_keep: int = 2  # the last few checkpoints of each chunk kept while it trains
+    keep_weights: bool = True  # keep the final checkpoint (the trained weights, for `jaxseed export`) after the run
+    resume: bool = False  # continue from the latest complete checkpoint (`jaxseed run --resume`)
 
     @property
     def resolved_output_dir(self) -> Path:
@@ -72,7 +78,7 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
-_POSITIVE_INT = ("batch_size", "eval_batch_size", "max_length", "log_every")
+_POSITIVE_INT = ("batch_size", "eval_batch_size", "max_length", "log_every", "checkpoint_every", "checkpoint_keep")
 _OPTIONAL_POSITIVE_INT = ("max_steps", "max_train_examples", "max_eval_examples", "seed_chunk", "eval_every")
 _FLOAT = ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "adam_beta1", "adam_beta2",
           "adam_epsilon", "epochs")
@@ -123,11 +129,11 @@ def _validate(raw: dict) -> dict:
             out[key] = _number(key, v)
         elif key in _CHOICES:
             _check(key, v in _CHOICES[key], " or ".join(map(repr, _CHOICES[key])), v)
-        elif key in ("overwrite", "remat"):
+        elif key in ("overwrite", "remat", "keep_weights", "resume"):
             _check(key, isinstance(v, bool), "true or false", v)
         elif key == "seed_loop":
             _check(key, v is None or isinstance(v, bool), "true, false or null", v)
-        elif key in ("data_dir", "output_dir"):
+        elif key in ("data_dir", "output_dir", "checkpoint_dir"):
             _check(key, v is None or isinstance(v, str), "a path or null", v)
         elif key == "eval_tasks":
             _check(key, v is None or (isinstance(v, list) and all(isinstance(x, str) for x in v)),

@@ -45,6 +45,7 @@ class Run:
     hparams: dict | None = None  # swept key -> value of each row [S], if recorded
     member: dict | None = None  # a sweep's grid member this Run holds the rows of (sweep_report.members)
     extras: dict | None = None  # per-example unit ids, pairs, ReCoRD candidates / answers (SuperGLUE), if any
+    left_out: tuple = ()  # (seed, step) of diverged seeds, dropped from pred and curves
 
 
 def _one_line(e: Exception) -> str:
@@ -122,8 +123,17 @@ def load_run(run_dir) -> Run:
             raise ValueError(f"{path / 'curves.npz'}: expected loss [T, S] with S = {pred.shape[0]}")
     hparams = {k: arrays[k].astype(np.float64) for k in SWEEP_KEYS if k in arrays and arrays[k].shape == pred.shape[:1]}
     extras = {k: arrays[k] for k in RU.EXTRAS if k in arrays and arrays[k].shape == label.shape}
+    # Seeds whose training diverged (non-finite loss) are left out of every statistic, as in metrics.json.
+    left_out = tuple((int(d["seed"]), int(d["step"])) for d in (cache or {}).get("diverged", []))
+    keep = np.setdiff1d(np.arange(pred.shape[0]), [s for s, _ in left_out])
+    if left_out and len(keep):
+        pred = pred[keep]
+        if curves is not None:
+            curves["loss"] = curves["loss"][:, keep]
+        seeds_Sx3 = None if seeds_Sx3 is None else seeds_Sx3[keep]
+        hparams = {k: v[keep] for k, v in hparams.items()}
     return Run(path, config, info, pred, label, split, cache, curves, example_id, seeds_Sx3, hparams or None,
-               extras=extras)
+               extras=extras, left_out=left_out if len(keep) else ())
 
 
 # ---------------------------------------------------------------- statistics per (run, split)
@@ -314,6 +324,9 @@ def build_report(run_dirs, out_dir=None) -> Path:
         rr = [split_stats(run, s) for s in _split_order(run)]
         rows += rr
         notes += _cache_notes(run, rr)
+        if run.left_out:
+            notes.append(f"{run.path}: {len(run.left_out)} diverged seed(s) left out of every statistic: "
+                         + ", ".join(f"seed {s} (non-finite loss at step {t})" for s, t in run.left_out) + ".")
         if not all(r["baseline_cached"] for r in rr):
             notes.append(f"{run.path}: no cached baseline in metrics.json; "
                          "baselines use the dev split's majority class.")

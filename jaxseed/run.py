@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxseed import checkpoint as checkpoint_lib
 from jaxseed import data as data_lib
 from jaxseed import example_table
 from jaxseed import metrics as metrics_lib
@@ -110,9 +111,7 @@ def prepare(cfg: Config):
         seeds = resolve_seeds(cfg.seeds)
         if cfg.data_dir is not None and not Path(cfg.data_dir).is_dir():
             raise ValueError(f"data_dir not found: {cfg.data_dir}")
-        out = cfg.resolved_output_dir
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
-            raise ValueError(f"output_dir exists and is not empty: {out} (set overwrite: true to replace it)")
+        checkpoint_lib.check_output(cfg)  # not empty, an interrupted run, a refused resume, not writable
         model_dir = model_lib.resolve_model_dir(cfg.model)
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
@@ -124,17 +123,23 @@ def prepare(cfg: Config):
     return task, seeds, model_dir, pretrained, train_ex, dev_ex
 
 
-def run(cfg: Config, progress: bool = True) -> Path:
+def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
+    """hp: optional per-seed hyperparameter values (make_train's train); they are not part of the config, so a
+    resume must pass the same ones."""
     from transformers import AutoTokenizer  # heavy import, after the config is known to be valid
 
+    if checkpoint_lib.is_complete(cfg):
+        return cfg.resolved_output_dir
     task, seeds, model_dir, pretrained, train_ex, dev_ex = prepare(cfg)
+    if cfg.overwrite and not cfg.resume:  # a fresh start: an earlier run's checkpoints must not be resumed
+        checkpoint_lib.remove(cfg)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     train_enc = data_lib.encode(tokenizer, train_ex, cfg.max_length)
     dev_enc = {s: data_lib.encode(tokenizer, e, cfg.max_length) for s, e in dev_ex.items()}
     if len(train_enc.label_N) < cfg.batch_size:
         raise ConfigError(f"config key 'batch_size': {cfg.batch_size} exceeds the {len(train_enc.label_N)} training examples")
     total, warmup = train_lib.num_steps(cfg, len(train_enc.label_N))
-    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress)(seeds)
+    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True)(seeds, hp)
 
     out = cfg.resolved_output_dir
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
@@ -144,9 +149,7 @@ def run(cfg: Config, progress: bool = True) -> Path:
         rows, values = sweep_rows(cfg, seeds)  # a sweep's rows: the grid x the seeds
         _write(tmp, cfg, task, rows, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values)
         example_table.write_run(tmp, task, {s: e.texts for s, e in dev_ex.items()})
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        tmp.rename(out)
+        checkpoint_lib.move_results(tmp, cfg)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -183,8 +186,13 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
                "history": history, "sweep": _sweep_metrics(cfg, split_task, preds, dev_enc, majority, values),
                "timing": {"compile_s": result.compile_s, "train_s": result.train_s,
                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
+    _leave_out_diverged(metrics, result.diverged_S,
+                        lambda keep: {s: split_metrics(split_task[s], preds[s][keep], dev_enc[s].label_N, majority,
+                                                         dev_enc[s].extras) for s in splits})
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     resolved = to_dict(cfg)  # majority: the training set's majority class, for baselines recomputed later
+    if cfg.checkpoint_dir:  # absolute, so `jaxseed export` finds the weights from anywhere
+        resolved["checkpoint_dir"] = str(Path(cfg.checkpoint_dir).absolute())
     resolved.update({
         "task_info": task.info() | {"majority_class": majority,
                                     "split_tasks": {s: t.info() for s, t in split_task.items() if t is not task}},
@@ -222,6 +230,18 @@ def _extras(dev_enc: dict) -> dict:
     return out
 
 
+def _leave_out_diverged(metrics: dict, diverged_S, splits_of) -> None:
+    """Seeds whose loss or gradient norm became non-finite: listed with that step under `diverged`, and the
+    across-seed statistics of every split recomputed without them (splits_of(keep_S)); per-seed scores keep all."""
+    diverged = np.zeros(metrics["num_seeds"], np.int32) if diverged_S is None else np.asarray(diverged_S)
+    keep = diverged == 0
+    metrics["diverged"] = [{"seed": i, "step": int(d)} for i, d in enumerate(diverged) if d]
+    metrics["seeds_in_statistics"] = int(keep.sum()) if keep.any() else metrics["num_seeds"]
+    if keep.any() and not keep.all():  # all diverged: nothing healthy to compare, so the statistics keep them all
+        for split, m in splits_of(keep).items():
+            metrics["splits"][split] = m | {"per_seed": metrics["splits"][split]["per_seed"]}
+
+
 def summary_table(metrics: dict, seeds=None) -> str:
     """A per-seed table and the across-seed summary, as printed at the end of `jaxseed run`."""
     lines = []
@@ -229,11 +249,16 @@ def summary_table(metrics: dict, seeds=None) -> str:
         names = list(m["per_seed"])
         lines.append(f"{metrics['task']} / {split}  ({m['num_examples']} examples, {metrics['num_seeds']} seeds)")
         lines.append("  seed  " + "  ".join(f"{n:>9}" for n in names))
+        diverged = {d["seed"]: d["step"] for d in metrics.get("diverged", [])}
         for i in range(metrics["num_seeds"]):
             tag = "" if seeds is None else f" (init {seeds.init[i]}, order {seeds.order[i]}, dropout {seeds.dropout[i]})"
+            tag += f"  diverged at step {diverged[i]}" if i in diverged else ""
             lines.append(f"  {i:>4}  " + "  ".join(f"{m['per_seed'][n][i]:9.4f}" for n in names) + tag)
         for stat in ("mean", "std", "min", "max"):
             lines.append(f"  {stat:>4}  " + "  ".join(f"{m['summary'][n][stat]:9.4f}" for n in names))
+        if diverged:
+            left = metrics["num_seeds"] - metrics["seeds_in_statistics"]
+            lines.append(f"  {left} diverged seed(s) left out of mean, std, min, max, failed runs and consistency")
         base = ", ".join(f"{n} {v:.4f}" for n, v in m["majority_baseline"].items())
         failed = ", ".join(f"{n} {v}" for n, v in m["failed_runs"].items())
         lines.append(f"  majority-class baseline: {base}; failed runs (at or below it): {failed}")

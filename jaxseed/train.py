@@ -8,10 +8,12 @@ per-seed arrays, so a new learning rate or a new number of steps never recompile
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import time
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -20,8 +22,10 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
+from jaxseed import checkpoint as checkpoint_lib
 from jaxseed import model as model_lib
 from jaxseed import planner
+from jaxseed.checkpoint import Preempted
 from jaxseed.config import Config, ConfigError, Seeds, sweep_rows
 from jaxseed.data import Encoded
 
@@ -61,6 +65,7 @@ class Result:
     trained: dict  # final trained parameters on the host, leading seed axis S
     compile_s: float
     train_s: float
+    diverged_S: np.ndarray | None = None  # per seed: the step its loss or gradient norm became non-finite; 0: never
 
 
 def seed_keys(seeds_S, stream: int) -> jax.Array:
@@ -81,12 +86,37 @@ def _decay_mask(params):
     return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key in ("kernel", "embedding"), params)
 
 
+class StopState(NamedTuple):
+    inner: Any
+    count: jax.Array  # steps taken
+    diverged: jax.Array  # the step (1-based) at which loss or gradient norm became non-finite; 0: healthy
+
+
+def stop_on_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
+    """From the first step whose loss (`value`) or gradient norm is not finite, the seed's updates are zero and
+    its optimizer state stays put: a diverged seed stops inside the compiled step, and the others never notice."""
+
+    def init(params):
+        return StopState(inner.init(params), jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32))
+
+    def update(grads, state, params=None, *, value=None, **extra):
+        finite = jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(jnp.asarray(1.0 if value is None else value))
+        diverged = jnp.where((state.diverged == 0) & ~finite, state.count + 1, state.diverged)
+        updates, inner_state = inner.update(grads, state.inner, params)
+        ok = diverged == 0
+        updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), updates)
+        inner_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), inner_state, state.inner)
+        return updates, StopState(inner_state, state.count + 1, diverged)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
 def make_optimizer(spec: StepSpec, hp: dict) -> optax.GradientTransformation:
     schedule = lambda count: hp["learning_rate"] * lr_factor(count, hp["warmup_steps"], hp["total_steps"])
-    return optax.chain(
+    return stop_on_nonfinite(optax.chain(
         optax.clip_by_global_norm(spec.max_grad_norm),
         optax.adamw(schedule, spec.adam_b1, spec.adam_b2, spec.adam_eps, weight_decay=hp["weight_decay"],
-                    mask=_decay_mask))
+                    mask=_decay_mask)))
 
 
 def _logits(spec: StepSpec, params, batch, dropout_key=None):
@@ -115,7 +145,7 @@ def _seed_step(spec: StepSpec, trained, opt_state, perm_N, hp, dropout_key, froz
         return _loss(spec, logits, batch["label"])
 
     loss, grads = jax.value_and_grad(loss_fn)(trained)
-    updates, opt_state = make_optimizer(spec, hp).update(grads, opt_state, trained)
+    updates, opt_state = make_optimizer(spec, hp).update(grads, opt_state, trained, value=loss)
     return optax.apply_updates(trained, updates), opt_state, loss
 
 
@@ -196,11 +226,12 @@ def _to_device(enc: Encoded, sharding, pad_to: int = 1) -> dict:
 
 
 def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: Encoded, dev_encs: dict,
-               progress: bool = True):
+               progress: bool = True, checkpoints: bool = False):
     """Returns train(seeds) -> Result: the whole run for any set of seeds, in chunks of cfg.seed_chunk.
 
     With swept hyperparameters (lists in the config) the rows are config.sweep_rows: the grid times the seeds,
-    all in the same compiled step, since the values enter it as per-row arrays."""
+    all in the same compiled step, since the values enter it as per-row arrays. With checkpoints, each chunk
+    saves to (and resumes from) the run's checkpoint folder (checkpoint.py)."""
     encoder = pretrained.config
     if cfg.dropout is not None:
         encoder = dataclasses.replace(encoder, hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout)
@@ -222,7 +253,24 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         return {s: np.asarray(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
                 for s, d in dev_data.items()}
 
-    def train_chunk(seeds: Seeds, values: dict, chunk_size: int, bar_desc: str):
+    eval_steps = [t for t in range(1, total) if cfg.eval_every and t % cfg.eval_every == 0]
+
+    def pack(trained, opt, losses, history, chunk_size, n_real):
+        """A chunk's checkpoint state: everything the remaining steps and the results depend on."""
+        loss_TxS = np.zeros((total, chunk_size), np.float32)
+        if losses:
+            loss_TxS[:len(losses)] = np.asarray(jnp.stack(losses))
+        state = {"trained": trained, "opt": opt, "loss": jax.device_put(loss_TxS, shared)}
+        if eval_steps:  # fixed shapes, zero until evaluated, so a fresh state describes any checkpoint's
+            n_dev = {s: len(e.label_N) for s, e in dev_encs.items()}
+            evals = {s: np.zeros((len(eval_steps), n_real, n_dev[s], spec.num_labels), np.float32) for s in dev_encs}
+            for i, (_, lg) in enumerate(history):
+                for s in dev_encs:
+                    evals[s][i] = lg[s]
+            state["evals"] = jax.device_put(evals, shared)
+        return state
+
+    def train_chunk(seeds: Seeds, values: dict, chunk_size: int, bar_desc: str, ck=None, stop=None):
         n_real = len(seeds)
         fill = lambda v: np.asarray(list(v) + [v[-1]] * (chunk_size - n_real))  # padded seeds are dropped at the end
         init_k, order_k, drop_k = (jax.device_put(seed_keys(fill(v), st), per_seed) for v, st in
@@ -234,14 +282,24 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         trained = jax.device_put(trained, per_seed)
         opt = init_opt(trained)
         hp = jax.device_put(_hp({k: fill(v) for k, v in values.items()}), per_seed)
-        losses, history, t0, compile_s = [], [], time.perf_counter(), 0.0
-        bar = tqdm(range(total), desc=bar_desc, unit="step", disable=not progress)
+        losses, history, start = [], [], 0
+        if ck is not None and ck.latest() is not None:  # resume: the arrays of the latest complete checkpoint
+            start, state = ck.restore(pack(trained, opt, losses, history, chunk_size, n_real))
+            trained, opt = state["trained"], state["opt"]
+            losses = list(np.asarray(state["loss"])[:start])
+            history = [(e, {s: np.asarray(state["evals"][s][i]) for s in dev_encs})
+                       for i, e in enumerate(eval_steps) if e <= start]
+        meta = {"seeds": {"init": list(seeds.init), "order": list(seeds.order), "dropout": list(seeds.dropout)}}
+        t0, compile_s = time.perf_counter(), 0.0
+        bar = tqdm(range(start, total), desc=bar_desc, unit="step", disable=not progress, initial=start, total=total)
         for t in bar:
-            if t % steps_per_epoch == 0:
+            if ck is not None:
+                ck.kill_before_step(t)
+            if t % steps_per_epoch == 0 or t == start:
                 perm = epoch_permutations(order_k, t // steps_per_epoch, n_train)
             trained, opt, loss = train_step(spec, trained, opt, perm, hp, drop_k, frozen, train_data, jnp.int32(t))
             losses.append(loss)
-            if t == 0:
+            if t == start:
                 jax.block_until_ready(loss)
                 compile_s = time.perf_counter() - t0  # the first step holds compilation
             if (t + 1) % cfg.log_every == 0 or t + 1 == total:
@@ -249,11 +307,23 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 bar.set_postfix(loss=f"{l.mean():.4f}", spread=f"{l.min():.3f}-{l.max():.3f}")
             if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < total:
                 history.append((t + 1, evaluate_all(trained, n_real)))
+            stopping = stop is not None and stop.requested is not None and t + 1 < total
+            if ck is not None and (ck.due(t + 1) or stopping):
+                ck.save(t + 1, pack(trained, opt, losses, history, chunk_size, n_real), meta)
+            if stopping:
+                ck.finish()
+                raise Preempted(f"stopped by {stop.name} at step {t + 1} of {total} ({bar_desc}); "
+                                f"checkpoint written to {ck.dir}")
         bar.close()
         logits = evaluate_all(trained, n_real)
-        loss_TxS = np.asarray(jnp.stack(losses))[:, :n_real]
+        loss_TxS = np.array(jnp.stack(losses))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
+        diverged_S = np.asarray(opt.diverged)[:n_real]
+        for s, d in enumerate(diverged_S):  # a stopped seed's later losses are of frozen, broken weights: not shown
+            if d:
+                loss_TxS[d:, s] = np.nan
         train_s = time.perf_counter() - t0 - compile_s
-        return logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: np.asarray(x)[:n_real], trained)
+        return (logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: np.asarray(x)[:n_real], trained),
+                diverged_S)
 
     def _hp(values):  # per-row arrays from per-row values (config.sweep_rows)
         n = len(values["learning_rate"])
@@ -265,33 +335,45 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     one_row = {"learning_rate": [0.0], "weight_decay": [0.0], "warmup_ratio": [0.0]}
     init_opt = jax.jit(jax.vmap(make_optimizer(spec, _hp(one_row)).init), out_shardings=per_seed)  # once
 
-    def train(seeds: Seeds) -> Result:
+    def train(seeds: Seeds, hp: dict | None = None) -> Result:
+        """hp: optional per-seed values [len(seeds)] of the swept hyperparameters (e.g. learning_rate), through
+        the Python API; they override the config's for those rows."""
         seeds, values = sweep_rows(cfg, seeds)
-        # seed_chunk null: as many seeds a chunk as fit in free memory
+        values |= {k: list(np.asarray(v, np.float64)) for k, v in (hp or {}).items()}
         # Multiple choice runs B*C sequences a step: the planner sees that batch.
         plan_cfg = dataclasses.replace(cfg, batch_size=cfg.batch_size * max(spec.choices, 1))
-        size = planner.plan_for(plan_cfg, encoder, task.num_labels, len(seeds), train_enc.length)
+        plan = lambda: planner.plan_for(plan_cfg, encoder, task.num_labels, len(seeds), train_enc.length)
+        # seed_chunk null: as many seeds a chunk as fit in free memory; a resumed run keeps its first chunk size
+        size = plan() if not checkpoints else checkpoint_lib.chunk_size(cfg, plan)
         size = -(-size // ndev) * ndev  # pad each chunk to a multiple of the devices
         parts = []
-        for start in range(0, len(seeds), size):
-            sl = slice(start, start + size)
-            chunk = Seeds(seeds.init[sl], seeds.order[sl], seeds.dropout[sl])
-            try:
-                parts.append(train_chunk(chunk, {k: v[sl] for k, v in values.items()}, size,
-                                         f"seeds {start}-{start + len(chunk) - 1}"))
-            except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
-                if "RESOURCE_EXHAUSTED" not in str(e):
-                    raise
-                raise ConfigError(planner.oom_message(plan_cfg, encoder, task.num_labels, size, train_enc.length,
-                                                      ndev)) from None
+        with checkpoint_lib.StopSignals() if checkpoints else contextlib.nullcontext() as stop:
+            for k, start in enumerate(range(0, len(seeds), size)):
+                sl = slice(start, start + size)
+                chunk = Seeds(seeds.init[sl], seeds.order[sl], seeds.dropout[sl])
+                ck = checkpoint_lib.ChunkCheckpoints(cfg, k, total) if checkpoints else None
+                try:
+                    parts.append(train_chunk(chunk, {n: v[sl] for n, v in values.items()}, size,
+                                             f"seeds {start}-{start + len(chunk) - 1}", ck, stop))
+                    if ck is not None:
+                        ck.finish(final_only=True)
+                except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
+                    if "RESOURCE_EXHAUSTED" not in str(e):
+                        raise
+                    if ck is not None and k == 0 and ck.latest() is None:  # nothing to resume: a plain re-run
+                        ck.finish()                                       # with the suggested seed_chunk works
+                        checkpoint_lib.remove(cfg)
+                    raise ConfigError(planner.oom_message(plan_cfg, encoder, task.num_labels, size, train_enc.length,
+                                                          ndev)) from None
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
         history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})
                    for i, (step, _) in enumerate(parts[0][2])]
-        hp = _hp(values)  # the schedule of every row, in one program rather than one per op
-        lr = hp["learning_rate"] * np.asarray(jax.jit(lr_factor)(jnp.arange(total)[:, None], hp["warmup_steps"], total))
+        hp_rows = _hp(values)  # the schedule of every row, in one program rather than one per op
+        lr = hp_rows["learning_rate"] * np.asarray(jax.jit(lr_factor)(jnp.arange(total)[:, None],
+                                                                       hp_rows["warmup_steps"], total))
         loss = np.concatenate([p[1] for p in parts], axis=1)
         trained = jax.tree.map(lambda *xs: np.concatenate(xs), *[p[5] for p in parts])
-        return Result(logits, loss, lr, history, trained,
-                      sum(p[3] for p in parts), sum(p[4] for p in parts))
+        return Result(logits, loss, lr, history, trained, sum(p[3] for p in parts), sum(p[4] for p in parts),
+                      np.concatenate([p[6] for p in parts]))
 
     return train
