@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jaxseed import metrics as M
+from jaxseed import sweep_report
 
 FILE = "examples.parquet"
 TOP = 15  # examples listed in the report, per run and split
@@ -92,8 +93,9 @@ def report_sections(runs) -> list[tuple]:
                 body = [[int(r.example_id), _text(r, text_fields), f"{r.label:.2f}", f"{r.score_mean:.2f}",
                          f"{r.score_std:.2f}", f"{r.score_min:.2f}–{r.score_max:.2f}"] for r in d.itertuples()]
                 what = "the largest spread of scores over seeds"
-            else:
-                d = d.sort_values(["vote_share", "share_correct", "example_id"], kind="stable").head(TOP)
+            else:  # only examples the seeds split on: a unanimous example is stable, even when wrong
+                d = d[d["vote_share"] < 1].sort_values(["vote_share", "share_correct", "example_id"],
+                                                       kind="stable").head(TOP)
                 vote_cols = [c for c in df.columns if c.startswith("votes_")]
                 label = lambda j: names[int(j)] if names else str(int(j))
                 head = ["Example id", "Text", "Gold", "Votes", "Majority", "Seeds right"]
@@ -102,8 +104,10 @@ def report_sections(runs) -> list[tuple]:
                          f"{round(r['share_correct'] * run.pred.shape[0])}/{run.pred.shape[0]}"]
                         for _, r in d.iterrows()]
                 what = "the least agreement between seeds (lowest share voting for the majority label)"
-            caption = (f"The {len(body)} {split} examples of {run.path.name} with {what}: these flip from seed to "
-                       f"seed. Gold is the dev label; the full table of every example is {FILE} in the run "
-                       "folder" + ("" if saved is not None else " (this run has none, so no text is shown)") + ".")
-            out.append((f"Unstable examples: {run.path.name} / {split}", head, body, caption))
+            name = run.path.name + sweep_report.label(run.member)
+            caption = (f"The {len(body)} {split} examples of {name} with {what}: these flip from seed to seed"
+                       + ("" if body else " (none here: every seed gives every example the same label)")
+                       + f". Gold is the dev label; the full table of every example is {FILE} in the run folder"
+                       + ("" if saved is not None else " (this run has none, so no text is shown)") + ".")
+            out.append((f"Unstable examples: {name} / {split}", head, body, caption))
     return out

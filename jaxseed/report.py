@@ -182,7 +182,9 @@ def split_stats(run: Run, split: str) -> dict:
     for k in ("vote_share", "example_std"):  # per-example arrays: drop the padding
         if k in d:
             d[k] = d[k][:N]
-    model = str(run.config.get("model", "?")) + sweep_report.label(run.member)  # a sweep member: with its values
+    model = str(run.config.get("model", "?"))
+    model = "/".join(Path(model).parts[-2:]) if Path(model).is_absolute() else model  # a local folder: short
+    model += sweep_report.label(run.member)  # a sweep member: with its values
     r = dict(task=run.config.get("task", info.get("name", "?")), model=model, run=run.path.name,
              split=split, S=S, N=N, C=C, reg=reg, primary=primary, path=run.path, ks=list(range(2, S + 1)))
     r.update({k: float(v) if np.ndim(v) == 0 and not isinstance(v, dict) else v
@@ -337,7 +339,7 @@ def build_report(run_dirs, out_dir=None) -> Path:
     extra += examples_lib.report_sections(runs)  # the examples the seeds disagree on most
 
     def fill(tmp: Path) -> None:
-        figures = report_plots.plots(rows, tmp) + sweep_report.plots(whole, tmp) + report_plots.loss_plots(whole, tmp)
+        figures = report_plots.plots(rows, tmp) + sweep_report.plots(whole, tmp) + report_plots.loss_plots(runs, tmp)
         tables = _tables(rows) + extra
         (tmp / "report.md").write_text(pages.markdown("jaxseed report", NOTES + notes, tables, figures),
                                        encoding="utf-8")

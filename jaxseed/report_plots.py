@@ -11,6 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no global backend/state, works headless
 from matplotlib.ticker import MaxNLocator
 
+from jaxseed import sweep_report
+
 
 def _pct(x) -> str:
     return "–" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
@@ -105,6 +107,8 @@ def plots(rows: list[dict], folder: Path) -> list[tuple[str, str]]:
         im = ax.imshow(100 * r["churn"], cmap="viridis")
         fig.colorbar(im, ax=ax, label="churn (% of examples predicted differently)")
         ax.set(xlabel="seed", ylabel="seed", title=f"{labels[i]}\nchurn between seeds")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # seeds are whole rows: no 0.5 ticks
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         _save(fig, folder, f"churn_{slug[i]}.png",
               f"{labels[i]}: churn, the share of examples two seeds predict differently, for each pair", out)
 
@@ -122,8 +126,9 @@ def loss_plots(runs, folder: Path) -> list[tuple[str, str]]:
         ax = fig.subplots()
         ax.plot(step, loss, color="C0", lw=0.6, alpha=0.5)
         ax.plot(step, loss.mean(axis=1), color="C1", lw=2, label="mean over seeds")
-        ax.set(xlabel="step", ylabel="training loss", title=f"{run.path.name}: training loss of each seed")
+        name = run.path.name + sweep_report.label(run.member)  # a sweep member: its own seeds' curves
+        ax.set(xlabel="step", ylabel="training loss", title=f"{name}: training loss of each seed")
         ax.legend(fontsize=8)
         _save(fig, folder, f"loss_{j:02d}.png",
-              f"{run.path.name}: training loss of every seed (thin) and their mean (thick)", out)
+              f"{name}: training loss of every seed (thin) and their mean (thick)", out)
     return out

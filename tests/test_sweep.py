@@ -85,7 +85,7 @@ def test_grid_compiles_once_and_members_equal_single_runs(tmp_path, capsys, glue
     capsys.readouterr()
     assert main(["report", str(out)]) == 0
     md = (out / "report" / "report.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| rte |") and "| accuracy |" in line]
+    rows = [line for line in md.splitlines() if line.startswith("| sweep | rte |") and "| accuracy |" in line]
     for lr in LRS:
         mine = [r for r in rows if f"(lr={lr:g})" in r]
         assert len(mine) == 2 and all("| 2 |" in r for r in mine)  # both tables: this member's 2 seeds
