@@ -22,6 +22,7 @@ import numpy as np
 from jaxseed import data as data_lib
 from jaxseed import metrics as metrics_lib
 from jaxseed import model as model_lib
+from jaxseed import models, prompts
 from jaxseed import train as train_lib
 from jaxseed.config import Config, ConfigError, resolve_seeds, to_dict
 from jaxseed.tasks import Task, get_task
@@ -87,9 +88,11 @@ def prepare(cfg: Config):
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
             raise ValueError(f"output_dir exists and is not empty: {out} (set overwrite: true to replace it)")
         model_dir = model_lib.resolve_model_dir(cfg.model)
+        model_config = models.read_config(model_dir)  # unsupported model_type / config values: one line
+        models.lora_from_config(cfg, model_config)  # LoRA target names checked before any weight is read
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
-        pretrained = model_lib.load_pretrained(str(model_dir))
+        pretrained = models.load_pretrained(str(model_dir), models.base_dtype(cfg, model_config))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return task, seeds, model_dir, pretrained, train_ex, dev_ex
@@ -100,8 +103,12 @@ def run(cfg: Config, progress: bool = True) -> Path:
 
     task, seeds, model_dir, pretrained, train_ex, dev_ex = prepare(cfg)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    train_enc = data_lib.encode(tokenizer, train_ex, cfg.max_length)
-    dev_enc = {s: data_lib.encode(tokenizer, e, cfg.max_length) for s, e in dev_ex.items()}
+    if models.is_decoder(pretrained.config):  # a prompt of named fields, truncated from the front
+        enc = lambda ex: prompts.encode(tokenizer, task.text_fields, ex, cfg.max_length)
+    else:
+        enc = lambda ex: data_lib.encode(tokenizer, ex, cfg.max_length)
+    train_enc = enc(train_ex)
+    dev_enc = {s: enc(e) for s, e in dev_ex.items()}
     if len(train_enc.label_N) < cfg.batch_size:
         raise ConfigError(f"config key 'batch_size': {cfg.batch_size} exceeds the {len(train_enc.label_N)} training examples")
     total, warmup = train_lib.num_steps(cfg, len(train_enc.label_N))

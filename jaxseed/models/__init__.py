@@ -86,6 +86,20 @@ def lora_spec(config, r: int = 8, alpha: float = 8.0, dropout: float = 0.0, targ
     return LoraSpec(r=r, alpha=float(alpha), dropout=float(dropout), target_modules=targets, rslora=rslora)
 
 
+def lora_from_config(cfg, config) -> LoraSpec | None:
+    """The LoraSpec of a jaxseed Config (train_mode lora) for a model config; None for other train modes."""
+    if cfg.train_mode != "lora":
+        return None
+    return lora_spec(config, **(cfg.lora or {}))
+
+
+def base_dtype(cfg, config) -> str:
+    """The frozen base's dtype: `base_dtype`, else bfloat16 for a decoder's LoRA base, else float32."""
+    if cfg.base_dtype:
+        return cfg.base_dtype
+    return "bfloat16" if is_decoder(config) and cfg.train_mode == "lora" else "float32"
+
+
 def backbone_shapes(config, lora: LoraSpec | None = None) -> dict:
     """The backbone params tree (ShapeDtypeStructs), with adapter leaves where `lora` targets."""
     if is_decoder(config):
