@@ -13,10 +13,10 @@ from jaxseed import train as train_lib
 from jaxseed.config import Seeds, load_config
 from jaxseed.models import lora as lora_lib
 from jaxseed.models.decoder import DecoderConfig
+from jaxseed.models.tiny import save_random_decoder
 from jaxseed.run import run
 
 from conftest import minilm_dir
-from decoder_fixtures import save_tiny_decoder
 from test_train import SEEDS, tiny_cfg
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.1}
@@ -42,7 +42,7 @@ def make(cfg):
 
 @pytest.fixture(scope="module")
 def decoder_dir(tmp_path_factory):
-    return save_tiny_decoder(tmp_path_factory.mktemp("tiny_llama"), "llama")
+    return save_random_decoder(tmp_path_factory.mktemp("tiny") / "llama", "llama")
 
 
 @pytest.fixture(scope="module")
