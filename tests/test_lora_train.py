@@ -87,7 +87,8 @@ def test_one_shared_base_and_per_seed_adapters(runs, decoder_dir):
     assert trained["head"] == {"score": {"kernel": ((3, 32, 2), jnp.float32)}}
     a = runs["group"].trained["backbone"]["layers_0"]["self_attn"]["q_proj"]["lora_a"]
     b = runs["group"].trained["backbone"]["layers_0"]["self_attn"]["v_proj"]["lora_b"]
-    assert not np.allclose(a[0], a[1]) and np.abs(b).min(axis=(1, 2)).max() >= 0 and np.abs(b).max() > 0  # B trained
+    assert not np.allclose(a[0], a[1])  # each seed draws its own A
+    assert (np.abs(b).max(axis=(1, 2)) > 0).all()  # B starts at 0 and every seed trained it
 
 
 def step_bytes(dc, lora, S, B, L, C=2):
