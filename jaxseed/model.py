@@ -314,18 +314,21 @@ def _normalise_key(key: str) -> str:
     return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
 
 
+def safetensors_files(model_dir: pathlib.Path, name: str) -> list[str]:
+    """The checkpoint's weight files: the shards of model.safetensors.index.json, or model.safetensors."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.exists():
+        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    if (model_dir / "model.safetensors").exists():
+        return ["model.safetensors"]
+    raise ValueError(f"model {name!r}: no model.safetensors or model.safetensors.index.json in {model_dir}")
+
+
 def _read_tensors(model_dir: pathlib.Path, name: str) -> dict[str, jax.Array]:
     from safetensors import safe_open  # "flax" framework reads bf16/fp16 checkpoints too (numpy cannot)
 
-    index = model_dir / "model.safetensors.index.json"
-    if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (model_dir / "model.safetensors").exists():
-        files = ["model.safetensors"]
-    else:
-        raise ValueError(f"model {name!r}: no model.safetensors or model.safetensors.index.json in {model_dir}")
     tensors = {}
-    for file in files:
+    for file in safetensors_files(model_dir, name):
         with safe_open(model_dir / file, framework="flax") as f:
             for key in f.keys():
                 # Only the encoder and pooler are kept; lm heads, classifiers and buffers are skipped unread.

@@ -7,12 +7,12 @@ The lm_head (tied or not) and any saved classification `score` are never read: t
 
 from __future__ import annotations
 
-import json
 import pathlib
 
 import jax
 import jax.numpy as jnp
 
+from jaxseed.model import safetensors_files
 from jaxseed.models.decoder import Decoder, DecoderConfig
 
 _LEAF_HF = {"kernel": "weight", "bias": "bias", "scale": "weight", "embedding": "weight"}
@@ -34,15 +34,8 @@ def backbone_shapes(config: DecoderConfig, lora=None) -> dict:
 def _read_tensors(model_dir: pathlib.Path, name: str) -> dict:
     from safetensors import safe_open  # "flax" reads bf16/fp16 (numpy cannot)
 
-    index = model_dir / "model.safetensors.index.json"
-    if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (model_dir / "model.safetensors").exists():
-        files = ["model.safetensors"]
-    else:
-        raise ValueError(f"model {name!r}: no model.safetensors or model.safetensors.index.json in {model_dir}")
     tensors = {}
-    for file in files:
+    for file in safetensors_files(model_dir, name):
         with safe_open(model_dir / file, framework="flax") as f:
             for key in f.keys():
                 norm = key.removeprefix("model.")
