@@ -26,7 +26,8 @@ Memory of a chunk of S seeds on one device, in bytes (P = parameter count, 4 = f
                 only one seed's activations are live at a time: they move from per_seed to fixed.
       lora:     the base is frozen and shared: counted once in `fixed`, at its own dtype (bfloat16 by default
                 for decoders); P_trained = adapters + head; the activations are those of full mode (the
-                gradient reaches the adapters of the first layer, so every layer saves its tensors).
+                gradient reaches the adapters of the first layer, so every layer saves its tensors). A bfloat16
+                base under float32 compute adds one float32 copy of its (non-embedding) weights to `fixed`.
     Decoders (Llama / Qwen) save per layer K_DEC_H tensors of size B*L*H, K_DEC_I of size B*L*I (the SwiGLU
     intermediates) and K_DEC_ATTN of size B*heads*L*L, fitted to XLA:CPU's buffer sizes at S = 1 and 3
     (vmapped); tests/test_lora_train.py checks the per-seed estimate against them.
@@ -108,6 +109,8 @@ def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "fl
         activations *= BF16_FACTOR
     state = STATE_COPIES * 4 * trained
     fixed = base_bytes * p_backbone + (RUNTIME_OVERHEAD_CPU if platform == "cpu" else 0)
+    if base_bytes == 2 and dtype == "float32":  # XLA upcasts the bfloat16 base's matrices once a step, kept for backward
+        fixed += 4 * encoder.num_params(include_embeddings=False)
     if seed_loop:
         return Estimate(int(fixed + activations), int(state), int(state), int(activations))
     return Estimate(int(fixed), int(state + activations), int(state), int(activations))
