@@ -60,4 +60,7 @@ def encode(tokenizer, field_names, examples: Examples, max_length: int) -> Encod
     for i, s in enumerate(seqs):
         ids[i, :len(s)] = s
         mask[i, :len(s)] = 1
-    return Encoded(ids, mask, np.zeros((n, length), np.int32), examples.label, examples.example_id)
+    enc = Encoded(ids, mask, np.zeros((n, length), np.int32), examples.label, examples.example_id)
+    if getattr(examples, "extras", None):  # per-example fields some tasks carry (e.g. SuperGLUE units) ride along
+        enc.extras = examples.extras
+    return enc

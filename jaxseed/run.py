@@ -90,6 +90,8 @@ def prepare(cfg: Config):
         model_dir = model_lib.resolve_model_dir(cfg.model)
         model_config = models.read_config(model_dir)  # unsupported model_type / config values: one line
         models.lora_from_config(cfg, model_config)  # LoRA target names checked before any weight is read
+        if models.is_decoder(model_config) and getattr(task, "formulation", "classify") != "classify":
+            raise ValueError(f"task '{task.name}': decoder models support classification tasks only")
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
         pretrained = models.load_pretrained(str(model_dir), models.base_dtype(cfg, model_config))
