@@ -135,6 +135,8 @@ def _validate(raw: dict) -> dict:
     for key in ("warmup_ratio", "adam_beta1", "adam_beta2"):
         if key in out:
             _check(key, 0 <= out[key] < 1 or (key == "warmup_ratio" and out[key] == 1), "a number in [0, 1)", raw[key])
+    if out.get("base_dtype") == "bfloat16" and out.get("train_mode", Config.train_mode) == "full":
+        raise ConfigError("config key 'base_dtype': bfloat16 needs a frozen base (train_mode head or lora)")
     if "epochs" in out and out["epochs"] == 0 and not out.get("max_steps"):
         raise ConfigError("config key 'epochs': must be positive unless max_steps is set")
     resolve_seeds(out.get("seeds", Config.seeds))
