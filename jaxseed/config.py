@@ -69,6 +69,9 @@ class Config:
     checkpoint_keep: int = 2  # the last few checkpoints of each chunk kept while it trains
     keep_weights: bool = True  # keep the final checkpoint (the trained weights, for `jaxseed export`) after the run
     resume: bool = False  # continue from the latest complete checkpoint (`jaxseed run --resume`)
+    # LoRA (train_mode: lora): adapters + head trained per seed on one shared frozen base
+    lora: dict | None = None  # {r, alpha, dropout, target_modules, rslora}; unset keys take peft's defaults
+    base_dtype: str | None = None  # the frozen base's weights; None: bfloat16 for a decoder's LoRA base, else float32
 
     @property
     def resolved_output_dir(self) -> Path:
@@ -83,7 +86,8 @@ _OPTIONAL_POSITIVE_INT = ("max_steps", "max_train_examples", "max_eval_examples"
 _FLOAT = ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "adam_beta1", "adam_beta2",
           "adam_epsilon", "epochs")
 SWEEP_KEYS = ("learning_rate", "weight_decay", "warmup_ratio")  # a list sweeps: grid x seeds in one program
-_CHOICES = {"train_mode": ("full", "head"), "dtype": ("float32", "bfloat16")}
+_CHOICES = {"train_mode": ("full", "head", "lora"), "dtype": ("float32", "bfloat16")}
+_LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
 
 
 def _is_int(v) -> bool:
@@ -140,6 +144,10 @@ def _validate(raw: dict) -> dict:
                    "a list of task names or null", v)
         elif key == "dropout":
             _check(key, v is None or (isinstance(v, (int, float)) and 0 <= v < 1), "a number in [0, 1) or null", v)
+        elif key == "lora":
+            out[key] = _lora(v, raw.get("train_mode", Config.train_mode))
+        elif key == "base_dtype":
+            _check(key, v in (None, "float32", "bfloat16"), "'float32', 'bfloat16' or null", v)
     values = lambda key: out[key] if isinstance(out[key], tuple) else (out[key],)
     for key in ("learning_rate", "weight_decay", "max_grad_norm", "adam_epsilon", "epochs"):
         if key in out:
@@ -148,9 +156,39 @@ def _validate(raw: dict) -> dict:
         if key in out:
             _check(key, all(0 <= x < 1 or (key == "warmup_ratio" and x == 1) for x in values(key)),
                    "a number in [0, 1)", raw[key])
+    if out.get("base_dtype") == "bfloat16" and out.get("train_mode", Config.train_mode) == "full":
+        raise ConfigError("config key 'base_dtype': bfloat16 needs a frozen base (train_mode head or lora)")
     if "epochs" in out and out["epochs"] == 0 and not out.get("max_steps"):
         raise ConfigError("config key 'epochs': must be positive unless max_steps is set")
     resolve_seeds(out.get("seeds", Config.seeds))
+    return out
+
+
+def _lora(v, train_mode: str) -> dict | None:
+    """The `lora` mapping, checked key by key; which target names exist is checked against the model later."""
+    if v is None:
+        return None
+    _check("lora", isinstance(v, dict), "a mapping {r, alpha, dropout, target_modules, rslora}", v)
+    if train_mode != "lora":
+        raise ConfigError(f"config key 'lora': only used with train_mode: lora (train_mode is {train_mode!r})")
+    extra = sorted(set(v) - set(_LORA_KEYS))
+    if extra:
+        raise ConfigError(f"unknown config key 'lora.{extra[0]}' (known: {', '.join(_LORA_KEYS)})")
+    out = dict(v)
+    if "r" in v:
+        _check("lora.r", _is_int(v["r"]) and v["r"] > 0, "a positive integer", v["r"])
+    if "alpha" in v:
+        out["alpha"] = _number("lora.alpha", v["alpha"])
+        _check("lora.alpha", out["alpha"] > 0, "a positive number", v["alpha"])
+    if "dropout" in v:
+        out["dropout"] = _number("lora.dropout", v["dropout"])
+        _check("lora.dropout", 0 <= out["dropout"] < 1, "a number in [0, 1)", v["dropout"])
+    if "rslora" in v:
+        _check("lora.rslora", isinstance(v["rslora"], bool), "true or false", v["rslora"])
+    t = v.get("target_modules")
+    _check("lora.target_modules", t is None or t == "all-linear" or (
+        isinstance(t, list) and t and all(isinstance(x, str) and x for x in t)),
+           "a non-empty list of module names, 'all-linear' or null", t)
     return out
 
 

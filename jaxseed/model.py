@@ -74,6 +74,9 @@ class EncoderConfig:
             classifier_dropout=d.get("classifier_dropout"),
         )
 
+    def with_dropout(self, rate: float) -> "EncoderConfig":
+        return dataclasses.replace(self, hidden_dropout=rate, attention_dropout=rate)
+
     def num_params(self, include_embeddings: bool = True) -> int:
         """Encoder parameter count (no pooler/head); without the embedding tables it is the N of FLOPs ~ 6*N*tokens."""
         H, I = self.hidden_size, self.intermediate_size
@@ -82,8 +85,12 @@ class EncoderConfig:
         return self.num_layers * per_layer + 2 * H + (tables if include_embeddings else 0)
 
 
-def _dense(config, dtype, features, name):
+def _dense(config, dtype, features, name, lora=None, deterministic=True):
     init = nn.initializers.normal(config.initializer_range)  # HF _init_weights: N(0, initializer_range)
+    if lora is not None and lora.targets(name):  # a LoRA adapter on this projection (jaxseed.models.lora)
+        from jaxseed.models.lora import LoraDense
+
+        return LoraDense(features, dtype=dtype, kernel_init=init, lora=lora, deterministic=deterministic, name=name)
     return nn.Dense(features, dtype=dtype, param_dtype=jnp.float32, kernel_init=init, name=name)
 
 
@@ -143,24 +150,26 @@ class Layer(nn.Module):
 
     config: EncoderConfig
     dtype: Any = jnp.float32
+    lora: Any = None  # a jaxseed.models.lora.LoraSpec: adapters on the dense layers it targets
 
     @nn.compact
     def __call__(self, x_BxLxD, bias_Bx1x1xL, deterministic: bool):
         c, dt = self.config, self.dtype
         B, L, D = x_BxLxD.shape
         N, K = c.num_heads, D // c.num_heads
-        q_BxLxNxK = _dense(c, dt, D, "query")(x_BxLxD).reshape(B, L, N, K)
-        k_BxLxNxK = _dense(c, dt, D, "key")(x_BxLxD).reshape(B, L, N, K)
-        v_BxLxNxK = _dense(c, dt, D, "value")(x_BxLxD).reshape(B, L, N, K)
+        dense = lambda f, name: _dense(c, dt, f, name, self.lora, deterministic)
+        q_BxLxNxK = dense(D, "query")(x_BxLxD).reshape(B, L, N, K)
+        k_BxLxNxK = dense(D, "key")(x_BxLxD).reshape(B, L, N, K)
+        v_BxLxNxK = dense(D, "value")(x_BxLxD).reshape(B, L, N, K)
         # Softmax in float32 whatever the compute dtype (a bf16 exp-sum is too coarse).
         scores_BxNxLxL = jnp.einsum("bqnk,btnk->bnqt", q_BxLxNxK, k_BxLxNxK).astype(jnp.float32) * K**-0.5
         probs_BxNxLxL = jax.nn.softmax(scores_BxNxLxL + bias_Bx1x1xL, axis=-1)
         probs_BxNxLxL = Dropout(c.attention_dropout)(probs_BxNxLxL, deterministic).astype(dt)
         ctx_BxLxD = jnp.einsum("bnqt,btnk->bqnk", probs_BxNxLxL, v_BxLxNxK).reshape(B, L, D)
-        h_BxLxD = Dropout(c.hidden_dropout)(_dense(c, dt, D, "attention_output")(ctx_BxLxD), deterministic)
+        h_BxLxD = Dropout(c.hidden_dropout)(dense(D, "attention_output")(ctx_BxLxD), deterministic)
         x_BxLxD = _layer_norm(c, "attention_norm")(h_BxLxD + x_BxLxD)
-        h_BxLxI = ACTIVATIONS[c.hidden_act](_dense(c, dt, c.intermediate_size, "intermediate")(x_BxLxD))
-        h_BxLxD = Dropout(c.hidden_dropout)(_dense(c, dt, D, "output")(h_BxLxI), deterministic)
+        h_BxLxI = ACTIVATIONS[c.hidden_act](dense(c.intermediate_size, "intermediate")(x_BxLxD))
+        h_BxLxD = Dropout(c.hidden_dropout)(dense(D, "output")(h_BxLxI), deterministic)
         return _layer_norm(c, "output_norm")(h_BxLxD + x_BxLxD)
 
 
@@ -170,6 +179,7 @@ class Encoder(nn.Module):
     config: EncoderConfig
     dtype: Any = jnp.float32
     remat: bool = False
+    lora: Any = None
 
     @nn.compact
     def __call__(self, input_ids_BxL, attention_mask_BxL, token_type_ids_BxL=None, *, deterministic: bool):
@@ -182,7 +192,7 @@ class Encoder(nn.Module):
         # static_argnums counts self as 0: (x=1, bias=2, deterministic=3).
         layer_cls = nn.remat(Layer, static_argnums=(3,)) if self.remat else Layer
         for i in range(c.num_layers):
-            x_BxLxD = layer_cls(c, self.dtype, name=f"layer_{i}")(x_BxLxD, bias_Bx1x1xL, deterministic)
+            x_BxLxD = layer_cls(c, self.dtype, self.lora, name=f"layer_{i}")(x_BxLxD, bias_Bx1x1xL, deterministic)
         return x_BxLxD
 
 
@@ -208,10 +218,11 @@ class Classifier(nn.Module):
     num_labels: int  # 1 = regression
     dtype: Any = jnp.float32
     remat: bool = False
+    lora: Any = None
 
     @nn.compact
     def __call__(self, input_ids_BxL, attention_mask_BxL, token_type_ids_BxL=None, *, deterministic: bool):
-        encoder = Encoder(self.config, self.dtype, self.remat, name="backbone")
+        encoder = Encoder(self.config, self.dtype, self.remat, self.lora, name="backbone")
         x_BxLxD = encoder(input_ids_BxL, attention_mask_BxL, token_type_ids_BxL, deterministic=deterministic)
         return Head(self.config, self.num_labels, name="head")(x_BxLxD[:, 0], deterministic)
 
@@ -303,18 +314,21 @@ def _normalise_key(key: str) -> str:
     return re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key))
 
 
+def safetensors_files(model_dir: pathlib.Path, name: str) -> list[str]:
+    """The checkpoint's weight files: the shards of model.safetensors.index.json, or model.safetensors."""
+    index = model_dir / "model.safetensors.index.json"
+    if index.exists():
+        return sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    if (model_dir / "model.safetensors").exists():
+        return ["model.safetensors"]
+    raise ValueError(f"model {name!r}: no model.safetensors or model.safetensors.index.json in {model_dir}")
+
+
 def _read_tensors(model_dir: pathlib.Path, name: str) -> dict[str, jax.Array]:
     from safetensors import safe_open  # "flax" framework reads bf16/fp16 checkpoints too (numpy cannot)
 
-    index = model_dir / "model.safetensors.index.json"
-    if index.exists():
-        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-    elif (model_dir / "model.safetensors").exists():
-        files = ["model.safetensors"]
-    else:
-        raise ValueError(f"model {name!r}: no model.safetensors or model.safetensors.index.json in {model_dir}")
     tensors = {}
-    for file in files:
+    for file in safetensors_files(model_dir, name):
         with safe_open(model_dir / file, framework="flax") as f:
             for key in f.keys():
                 # Only the encoder and pooler are kept; lm heads, classifiers and buffers are skipped unread.

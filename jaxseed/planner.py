@@ -24,6 +24,13 @@ Memory of a chunk of S seeds on one device, in bytes (P = parameter count, 4 = f
       head:     no backbone gradient, so no saved activations: one layer's full set as working memory.
       seed loop (CPU default, `seed_loop`): a device steps its seeds one after another inside the program, so
                 only one seed's activations are live at a time: they move from per_seed to fixed.
+      lora:     the base is frozen and shared: counted once in `fixed`, at its own dtype (bfloat16 by default
+                for decoders); P_trained = adapters + head; the activations are those of full mode (the
+                gradient reaches the adapters of the first layer, so every layer saves its tensors). A bfloat16
+                base under float32 compute adds one float32 copy of its (non-embedding) weights to `fixed`.
+    Decoders (Llama / Qwen) save per layer K_DEC_H tensors of size B*L*H, K_DEC_I of size B*L*I (the SwiGLU
+    intermediates) and K_DEC_ATTN of size B*heads*L*L, fitted to XLA:CPU's buffer sizes at S = 1 and 3
+    (vmapped); tests/test_lora_train.py checks the per-seed estimate against them.
 
 Free memory: CPU, psutil's available memory; GPU/TPU, memory_stats() bytes_limit - bytes_in_use per device.
 A chunk spreads over all devices, so a device holds chunk / devices seeds.
@@ -42,6 +49,7 @@ K_ATTN = 4.0  # float32 [B, heads, L, L] tensors saved per layer
 BF16_FACTOR = 0.6  # activations with bfloat16 matmul outputs, relative to float32
 RUNTIME_OVERHEAD_CPU = 448 * 2**20  # XLA CPU runtime + compiler peak working set (fitted on CPU, as K_ACT)
 SAFETY = 0.9  # use at most this share of the free memory
+K_DEC_H, K_DEC_I, K_DEC_ATTN = 10.0, 4.0, 3.0  # decoder layers (fitted to XLA:CPU buffer sizes, S=1 vs 3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,15 +79,24 @@ def loops_seeds(seed_loop: bool | None, platform: str) -> bool:
 
 
 def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "float32", remat: bool = False,
-             train_mode: str = "full", platform: str = "cpu", seed_loop: bool = False) -> Estimate:
-    """Memory for one seed and the shared part; `encoder` is a jaxseed.model.EncoderConfig."""
+             train_mode: str = "full", platform: str = "cpu", seed_loop: bool = False, lora_params: int = 0,
+             base_bytes: int = 4) -> Estimate:
+    """Memory for one seed and the shared part; `encoder` is a jaxseed.model.EncoderConfig or a
+    models.decoder.DecoderConfig; lora_params: adapter parameters of one seed (train_mode lora)."""
     H, layers, heads = encoder.hidden_size, encoder.num_layers, encoder.num_heads
     p_backbone = encoder.num_params()
-    p_head = head_params(H, num_labels)
-    act, attn = layer_activation_elems(batch, length, H, heads)
-    one_layer = (act + attn) * 4
+    if hasattr(encoder, "num_kv_heads"):  # a decoder: bias-free score head, SwiGLU layers
+        p_head = H * num_labels
+        one_layer = (K_DEC_H * H + K_DEC_I * encoder.intermediate_size) * batch * length * 4 \
+            + K_DEC_ATTN * batch * heads * length * length * 4
+    else:
+        p_head = head_params(H, num_labels)
+        act, attn = layer_activation_elems(batch, length, H, heads)
+        one_layer = (act + attn) * 4
     if train_mode == "head":
         trained, activations = p_head, one_layer
+    elif train_mode == "lora":
+        trained, activations = lora_params + p_head, layers * one_layer
     elif train_mode == "full":
         trained = p_backbone + p_head
         if remat and platform != "cpu":
@@ -91,7 +108,9 @@ def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "fl
     if dtype == "bfloat16":
         activations *= BF16_FACTOR
     state = STATE_COPIES * 4 * trained
-    fixed = 4 * p_backbone + (RUNTIME_OVERHEAD_CPU if platform == "cpu" else 0)
+    fixed = base_bytes * p_backbone + (RUNTIME_OVERHEAD_CPU if platform == "cpu" else 0)
+    if base_bytes == 2 and dtype == "float32":  # XLA upcasts the bfloat16 base's matrices once a step, kept for backward
+        fixed += 4 * encoder.num_params(include_embeddings=False)
     if seed_loop:
         return Estimate(int(fixed + activations), int(state), int(state), int(activations))
     return Estimate(int(fixed), int(state + activations), int(state), int(activations))
@@ -137,8 +156,14 @@ def gib(b: float) -> str:
 
 def _estimate_for(cfg, encoder, num_labels: int, length: int, platform: str) -> Estimate:
     """The estimate for a jaxseed Config's run on `platform`."""
+    from jaxseed import models
+    from jaxseed.models.lora import num_adapter_params
+
+    lora = models.lora_from_config(cfg, encoder)
+    lora_params = num_adapter_params(models.backbone_shapes(encoder, lora)) if lora else 0
+    base_bytes = 2 if models.base_dtype(cfg, encoder) == "bfloat16" else 4
     return estimate(encoder, num_labels, cfg.batch_size, length, cfg.dtype, cfg.remat, cfg.train_mode, platform,
-                    loops_seeds(cfg.seed_loop, platform))
+                    loops_seeds(cfg.seed_loop, platform), lora_params, base_bytes)
 
 
 def plan_for(cfg, encoder, num_labels: int, n_seeds: int, length: int | None = None) -> int:

@@ -24,6 +24,7 @@ from jaxseed import data as data_lib
 from jaxseed import example_table
 from jaxseed import metrics as metrics_lib
 from jaxseed import model as model_lib
+from jaxseed import models, prompts
 from jaxseed import train as train_lib
 from jaxseed import units as units_lib
 from jaxseed.config import SWEEP_KEYS, Config, ConfigError, is_sweep, resolve_seeds, sweep_rows, to_dict
@@ -113,11 +114,15 @@ def prepare(cfg: Config):
             raise ValueError(f"data_dir not found: {cfg.data_dir}")
         checkpoint_lib.check_output(cfg)  # not empty, an interrupted run, a refused resume, not writable
         model_dir = model_lib.resolve_model_dir(cfg.model)
+        model_config = models.read_config(model_dir)  # unsupported model_type / config values: one line
+        models.lora_from_config(cfg, model_config)  # LoRA target names checked before any weight is read
+        if models.is_decoder(model_config) and getattr(task, "formulation", "classify") != "classify":
+            raise ValueError(f"task '{task.name}': decoder models support classification tasks only")
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
         dev_ex |= {s: data_lib.load_split(et, et.dev_splits[0], cfg.data_dir).head(cfg.max_eval_examples)
                    for s, et in eval_tasks(cfg, task).items()}
-        pretrained = model_lib.load_pretrained(str(model_dir))
+        pretrained = models.load_pretrained(str(model_dir), models.base_dtype(cfg, model_config))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     return task, seeds, model_dir, pretrained, train_ex, dev_ex
@@ -134,8 +139,12 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
     if cfg.overwrite and not cfg.resume:  # a fresh start: an earlier run's checkpoints must not be resumed
         checkpoint_lib.remove(cfg)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    train_enc = data_lib.encode(tokenizer, train_ex, cfg.max_length)
-    dev_enc = {s: data_lib.encode(tokenizer, e, cfg.max_length) for s, e in dev_ex.items()}
+    if models.is_decoder(pretrained.config):  # a prompt of named fields, truncated from the front
+        enc = lambda ex: prompts.encode(tokenizer, task.text_fields, ex, cfg.max_length)
+    else:
+        enc = lambda ex: data_lib.encode(tokenizer, ex, cfg.max_length)
+    train_enc = enc(train_ex)
+    dev_enc = {s: enc(e) for s, e in dev_ex.items()}
     if len(train_enc.label_N) < cfg.batch_size:
         raise ConfigError(f"config key 'batch_size': {cfg.batch_size} exceeds the {len(train_enc.label_N)} training examples")
     total, warmup = train_lib.num_steps(cfg, len(train_enc.label_N))

@@ -24,9 +24,10 @@ from tqdm.auto import tqdm
 
 from jaxseed import checkpoint as checkpoint_lib
 from jaxseed import model as model_lib
-from jaxseed import planner
+from jaxseed import models, planner
 from jaxseed.checkpoint import Preempted
 from jaxseed.config import Config, ConfigError, Seeds, sweep_rows
+from jaxseed.models import lora as lora_lib
 from jaxseed.data import Encoded
 
 STREAM_INIT, STREAM_ORDER, STREAM_DROPOUT = 0, 1, 2  # folded into each seed so equal ints give independent streams
@@ -36,7 +37,7 @@ STREAM_INIT, STREAM_ORDER, STREAM_DROPOUT = 0, 1, 2  # folded into each seed so 
 class StepSpec:
     """Everything static about a step; hashable, so equal specs and shapes reuse one compiled program."""
 
-    encoder: model_lib.EncoderConfig
+    encoder: model_lib.EncoderConfig  # or a models.decoder.DecoderConfig
     num_labels: int
     batch_size: int
     dtype: str = "float32"
@@ -47,13 +48,14 @@ class StepSpec:
     adam_eps: float = 1e-8
     seed_groups: int = 0  # 0: vmap over all seeds; g > 0: vmap over g groups (one a device), seeds looped in each
     choices: int = 0  # multiple choice (COPA): batches hold C sequences an example, one score each (formulations.py)
+    lora: lora_lib.LoraSpec | None = None  # train_mode lora: the adapters' shape and scale
 
     @property
     def head_width(self) -> int:
         return 1 if self.choices else self.num_labels
 
-    def classifier(self) -> model_lib.Classifier:
-        return model_lib.Classifier(self.encoder, self.head_width, dtype=jnp.dtype(self.dtype), remat=self.remat)
+    def classifier(self):
+        return models.classifier(self.encoder, self.head_width, jnp.dtype(self.dtype), self.remat, self.lora)
 
 
 @dataclasses.dataclass
@@ -83,7 +85,9 @@ def lr_factor(step, warmup, total):
 
 def _decay_mask(params):
     # AdamW decays weight matrices and embeddings, not biases or LayerNorm scales (as transformers' Trainer).
-    return jax.tree_util.tree_map_with_path(lambda path, _: path[-1].key in ("kernel", "embedding"), params)
+    # LoRA's A and B are decayed too, as the Trainer does for every weight that is not a bias or a norm.
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: path[-1].key in ("kernel", "embedding") + lora_lib.ADAPTER_LEAVES, params)
 
 
 class StopState(NamedTuple):
@@ -141,7 +145,7 @@ def _seed_step(spec: StepSpec, trained, opt_state, perm_N, hp, dropout_key, froz
     batch = jax.tree.map(lambda x: x[idx_B], data)  # gathered on the device: no per-step host work
 
     def loss_fn(trained):
-        logits = _logits(spec, {**frozen, **trained}, batch, jax.random.fold_in(dropout_key, step))
+        logits = _logits(spec, lora_lib.merge(frozen, trained), batch, jax.random.fold_in(dropout_key, step))
         return _loss(spec, logits, batch["label"])
 
     loss, grads = jax.value_and_grad(loss_fn)(trained)
@@ -175,7 +179,7 @@ def evaluate(spec, eval_batch, trained_S, frozen, data):
     batches = jax.tree.map(lambda x: x.reshape(-1, eval_batch, *x.shape[1:]), data)
 
     def one_seed(trained):
-        params = {**frozen, **trained}
+        params = lora_lib.merge(frozen, trained)
         out = jax.lax.map(lambda b: _logits(spec, params, b), batches)
         return out.reshape(-1, spec.num_labels)
 
@@ -189,7 +193,14 @@ def epoch_permutations(order_keys_S, epoch, n):
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def init_heads(encoder, num_labels, init_keys_S, pooler):
-    return jax.vmap(lambda k: model_lib.init_head(k, encoder, num_labels, pooler))(init_keys_S)
+    return jax.vmap(lambda k: models.init_head(k, encoder, num_labels, pooler))(init_keys_S)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def init_adapters(encoder, lora, init_keys_S):
+    """Fresh LoRA adapters per seed, from the init stream (folded apart from the head's draw)."""
+    shapes = models.backbone_shapes(encoder, lora)
+    return jax.vmap(lambda k: lora_lib.init_adapters(jax.random.fold_in(k, 1), shapes))(init_keys_S)
 
 
 def step_cache_size() -> int:
@@ -234,19 +245,21 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     saves to (and resumes from) the run's checkpoint folder (checkpoint.py)."""
     encoder = pretrained.config
     if cfg.dropout is not None:
-        encoder = dataclasses.replace(encoder, hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout)
+        encoder = encoder.with_dropout(cfg.dropout)
+    lora = models.lora_from_config(cfg, encoder)
     mesh = seed_mesh()
     ndev = mesh.devices.size
     spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
                     cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, seed_groups=seed_groups(cfg.seed_loop, ndev),
-                    choices=task.num_labels if task.formulation == "choice" else 0)
+                    choices=task.num_labels if task.formulation == "choice" else 0, lora=lora)
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     train_data = _to_device(train_enc, shared)
     dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
     n_train = train_enc.ids_NxL.shape[0]
     total, _ = num_steps(cfg, n_train)
     steps_per_epoch = n_train // cfg.batch_size
-    frozen = {"backbone": jax.device_put(pretrained.backbone, shared)} if cfg.train_mode == "head" else {}
+    # head and lora: ONE copy of the pretrained backbone, read by every seed (no seed axis)
+    frozen = {"backbone": jax.device_put(pretrained.backbone, shared)} if cfg.train_mode != "full" else {}
     pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
 
     def evaluate_all(trained, n_seeds):
@@ -279,6 +292,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         if cfg.train_mode == "full":  # every seed fine-tunes its own copy of the pretrained weights
             trained["backbone"] = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk_size,) + x.shape),
                                                pretrained.backbone)
+        if cfg.train_mode == "lora":  # each seed's adapters; the base stays in `frozen`
+            trained["backbone"] = init_adapters(encoder, lora, init_k)
         trained = jax.device_put(trained, per_seed)
         opt = init_opt(trained)
         hp = jax.device_put(_hp({k: fill(v) for k, v in values.items()}), per_seed)

@@ -32,7 +32,7 @@ def test_resolved_dict_round_trips():
     ({"batch_size": 0}, "'batch_size'"),
     ({"batch_size": "big"}, "'batch_size'"),
     ({"learning_rate": "fast"}, "'learning_rate'"),
-    ({"train_mode": "lora"}, "'train_mode'"),
+    ({"train_mode": "prefix"}, "'train_mode'"),
     ({"seeds": -1}, "'seeds'"),
     ({"seeds": {"init": [1, 2], "order": [1, 2, 3]}}, "'seeds.init'"),
     ({"seeds": {"inits": [1]}}, "'seeds.inits'"),
