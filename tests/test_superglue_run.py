@@ -3,6 +3,7 @@ a grouped one (MultiRC); AX-b / AX-g ride on an RTE run; real all-MiniLM-L6-v2 o
 `jaxseed run`, with per-unit predictions and metrics and a report; bad input is one line and exit 2."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -13,10 +14,11 @@ from jaxseed import model as model_lib
 from jaxseed import train as train_lib
 from jaxseed.cli import main
 from jaxseed.config import Seeds, load_config
+from jaxseed.metrics import record_scores
 from jaxseed.run import run
 from jaxseed.tasks import get_task
 
-from conftest import DATA, minilm_dir
+from conftest import DATA, REPO, minilm_dir
 
 SG = DATA / "superglue"
 SEEDS = Seeds(init=(0, 1, 2), order=(3, 4, 5), dropout=(6, 7, 8))
@@ -146,3 +148,28 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, capsys, tiny_ber
     err = capsys.readouterr().err
     assert code == 2 and needle in err and err.startswith("jaxseed: error: ") and err.count("\n") == 1, err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "data"]
+
+
+def test_record_runs_on_the_hand_written_file(tiny_bert_dir, tmp_path):
+    """ReCoRD end to end (the real files are not in the shared data): one chosen candidate per query and seed,
+    EM / F1 equal to the official scores of the chosen strings, consistency per query."""
+    data = tmp_path / "data" / "ReCoRD"
+    data.mkdir(parents=True)
+    for f in ("train.jsonl", "val.jsonl"):
+        shutil.copy(REPO / "tests" / "data" / "ReCoRD" / "val.jsonl", data / f)
+    cfg = tiny_cfg(tiny_bert_dir, "record", data_dir=str(data.parent), seeds=3, max_steps=2,
+                   output_dir=str(tmp_path / "run"))
+    out = run(cfg, progress=False)
+    z = np.load(out / "predictions.npz")
+    m = json.loads((out / "metrics.json").read_text())["splits"]["validation"]
+    unit = z["unit"]
+    for s in range(3):
+        chosen = [z["candidate"][(unit == q) & (z["pred"][s] == 1)] for q in np.unique(unit)]
+        assert all(len(c) == 1 for c in chosen)  # exactly one entity a query
+        best = [z["candidate"][unit == q][np.argmax(np.diff(z["logits"][s][unit == q], axis=-1)[:, 0])]
+                for q in np.unique(unit)]
+        assert [c[0] for c in chosen] == best
+        golds = [json.loads(z["answers"][unit == q][0]) for q in np.unique(unit)]
+        em, f1 = record_scores(best, golds)
+        assert abs(m["per_seed"]["record_em"][s] - em) < 1e-6 and abs(m["per_seed"]["record_f1"][s] - f1) < 1e-6
+    assert m["units"]["unit"] == "query" and m["units"]["num_units"] == 4
