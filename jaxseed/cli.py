@@ -1,4 +1,4 @@
-"""`jaxseed run CONFIG.yaml [--set key=value ...]` and `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]`.
+"""`jaxseed run CONFIG.yaml [--set key=value ...] [multi-process flags]` and `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]`.
 
 Bad input is one line on stderr and exit code 2, with no traceback and nothing written.
 """
@@ -27,6 +27,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key (the value is parsed as YAML); repeatable")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d = r.add_argument_group("several processes (hosts): jax.distributed; each flag also reads a JAXSEED_* variable")
+    d.add_argument("--distributed", action="store_true",
+                   help="join a multi-process run found by JAX's cluster detection (SLURM, TPU pods, Open MPI, ...)")
+    d.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (JAXSEED_COORDINATOR)")
+    d.add_argument("--num-processes", metavar="N", help="processes in the run (JAXSEED_NUM_PROCESSES)")
+    d.add_argument("--process-id", metavar="I", help="this process, 0..N-1 (JAXSEED_PROCESS_ID)")
+    d.add_argument("--coordinator-bind", metavar="ADDR:PORT",
+                   help="where process 0 listens (default all interfaces; JAXSEED_COORDINATOR_BIND)")
+    d.add_argument("--heartbeat-timeout", metavar="S",
+                   help="seconds of silence after which a peer counts as dead and the run stops (default 60)")
+    d.add_argument("--init-timeout", metavar="S", help="seconds to wait for every process at start-up (default 300)")
     rep = sub.add_parser("report", help="tables and plots of seed effects from one or more run folders")
     rep.add_argument("run_dirs", nargs="+")
     rep.add_argument("-o", "--output", default=None, help="output folder (default: RUN_DIR/report)")
@@ -47,16 +58,34 @@ def main(argv: list[str] | None = None) -> int:
     env = host_env(os.environ) if argv is None and args.command == "run" else None
     if env is not None:  # the process entry point, before jax starts its threads: re-start with the allocator set
         os.execve(sys.executable, [sys.executable, "-m", "jaxseed.cli", *sys.argv[1:]], env)
-    from jaxseed.config import ConfigError, load_config, parse_set, resolve_seeds
+    from jaxseed import distributed
+    from jaxseed.config import ConfigError, load_config, parse_set, resolve_seeds, to_dict
 
     try:
         if args.command == "run":
+            try:
+                cluster = distributed.from_args(args.distributed, args.coordinator, args.num_processes, args.process_id,
+                                                args.coordinator_bind, args.heartbeat_timeout, args.init_timeout)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            if cluster.enabled and distributed.WORKER_LOG_ENV not in os.environ:
+                return distributed.supervise(sys.argv[1:] if argv is None else argv, cluster)
             cfg = load_config(args.config, parse_set(args.overrides))
+            if cluster.enabled:  # the child of supervise(): join the others before any JAX work
+                distributed.redirect_native_log()
+                try:
+                    distributed.initialize(cluster)
+                    distributed.check_same_config(to_dict(cfg))
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
             from jaxseed.run import run, summary_table
 
-            out = run(cfg, progress=not args.no_progress)
-            print(summary_table(json.loads((out / "metrics.json").read_text()), resolve_seeds(cfg.seeds)))
-            print(f"wrote {out}")
+            primary = distributed.is_primary()
+            out = run(cfg, progress=not args.no_progress and primary)
+            if primary:
+                print(summary_table(json.loads((out / "metrics.json").read_text()), resolve_seeds(cfg.seeds)))
+                print(f"wrote {out}")
+            distributed.wait_for_all("jaxseed run written")
         else:
             from jaxseed.report import build_report
 

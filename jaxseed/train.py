@@ -21,6 +21,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxseed import model as model_lib
+from jaxseed.distributed import is_primary, to_host
 from jaxseed import planner
 from jaxseed.config import Config, ConfigError, Seeds
 from jaxseed.data import Encoded
@@ -206,7 +207,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
 
     def evaluate_all(trained, n_seeds):
-        return {s: np.asarray(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
+        return {s: to_host(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
                 for s, d in dev_data.items()}
 
     def train_chunk(seeds: Seeds, chunk_size: int, bar_desc: str):
@@ -222,7 +223,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         opt = init_opt(trained)
         hp = jax.device_put(_hp(chunk_size), per_seed)
         losses, history, t0, compile_s = [], [], time.perf_counter(), 0.0
-        bar = tqdm(range(total), desc=bar_desc, unit="step", disable=not progress)
+        bar = tqdm(range(total), desc=bar_desc, unit="step", disable=not progress or not is_primary())
         for t in bar:
             if t % steps_per_epoch == 0:
                 perm = epoch_permutations(order_k, t // steps_per_epoch, n_train)
@@ -232,15 +233,15 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 jax.block_until_ready(loss)
                 compile_s = time.perf_counter() - t0  # the first step holds compilation
             if (t + 1) % cfg.log_every == 0 or t + 1 == total:
-                l = np.asarray(loss)[:n_real]
+                l = to_host(loss)[:n_real]  # every process: a collective across hosts
                 bar.set_postfix(loss=f"{l.mean():.4f}", spread=f"{l.min():.3f}-{l.max():.3f}")
             if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < total:
                 history.append((t + 1, evaluate_all(trained, n_real)))
         bar.close()
         logits = evaluate_all(trained, n_real)
-        loss_TxS = np.asarray(jnp.stack(losses))[:, :n_real]
+        loss_TxS = to_host(jnp.stack(losses))[:, :n_real]
         train_s = time.perf_counter() - t0 - compile_s
-        return logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: np.asarray(x)[:n_real], trained)
+        return logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: to_host(x)[:n_real], trained)
 
     def _hp(n):
         return {"learning_rate": np.full(n, cfg.learning_rate, np.float32),
