@@ -1,5 +1,6 @@
-"""`jaxseed run CONFIG.yaml [--set key=value ...] [--resume]`, `jaxseed report RUN_DIR [RUN_DIR ...] [-o OUT]`,
-`jaxseed compare RUN_A RUN_B [RUN ...] [-o OUT] [--draws D]` and `jaxseed export RUN_DIR [--seeds 0,3] -o OUT`.
+"""`jaxseed run CONFIG.yaml [--set key=value ...] [--resume] [multi-process flags]`, `jaxseed report RUN_DIR
+[RUN_DIR ...] [-o OUT]`, `jaxseed compare RUN_A RUN_B [RUN ...] [-o OUT] [--draws D]` and
+`jaxseed export RUN_DIR [--seeds 0,3] -o OUT`.
 
 Bad input is one line on stderr and exit code 2, with no traceback and nothing written.
 """
@@ -30,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     r.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its latest complete checkpoint (same as resume: true)")
+    d = r.add_argument_group("several processes (hosts): jax.distributed; each flag also reads a JAXSEED_* variable")
+    d.add_argument("--distributed", action="store_true",
+                   help="join a multi-process run found by JAX's cluster detection (SLURM, TPU pods, Open MPI, ...)")
+    d.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address (JAXSEED_COORDINATOR)")
+    d.add_argument("--num-processes", metavar="N", help="processes in the run (JAXSEED_NUM_PROCESSES)")
+    d.add_argument("--process-id", metavar="I", help="this process, 0..N-1 (JAXSEED_PROCESS_ID)")
+    d.add_argument("--coordinator-bind", metavar="ADDR:PORT",
+                   help="where process 0 listens (default all interfaces; JAXSEED_COORDINATOR_BIND)")
+    d.add_argument("--heartbeat-timeout", metavar="S",
+                   help="seconds of silence after which a peer counts as dead and the run stops (default 60)")
+    d.add_argument("--init-timeout", metavar="S", help="seconds to wait for every process at start-up (default 300)")
     ex = sub.add_parser("export", help="write seeds of a run as Hugging Face model folders")
     ex.add_argument("run_dir")
     ex.add_argument("--seeds", default=None, help="comma-separated seed indices (default: all)")
@@ -58,17 +70,33 @@ def main(argv: list[str] | None = None) -> int:
     env = host_env(os.environ) if argv is None and args.command == "run" else None
     if env is not None:  # the process entry point, before jax starts its threads: re-start with the allocator set
         os.execve(sys.executable, [sys.executable, "-m", "jaxseed.cli", *sys.argv[1:]], env)
-    from jaxseed.config import ConfigError, load_config, parse_set, resolve_seeds, sweep_rows
+    from jaxseed import distributed
+    from jaxseed.config import ConfigError, load_config, parse_set, resolve_seeds, sweep_rows, to_dict
 
     try:
         if args.command == "run":
+            try:
+                cluster = distributed.from_args(args.distributed, args.coordinator, args.num_processes, args.process_id,
+                                                args.coordinator_bind, args.heartbeat_timeout, args.init_timeout)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            if cluster.enabled and distributed.WORKER_LOG_ENV not in os.environ:
+                return distributed.supervise(sys.argv[1:] if argv is None else argv, cluster)
             cfg = load_config(args.config, parse_set(args.overrides) | ({"resume": True} if args.resume else {}))
+            if cluster.enabled:  # the child of supervise(): join the others before any JAX work
+                distributed.redirect_native_log()
+                try:
+                    distributed.initialize(cluster)
+                    distributed.check_same_config(to_dict(cfg))
+                except ValueError as e:
+                    raise ConfigError(str(e)) from None
             from jaxseed.checkpoint import CheckpointError, Preempted, is_complete
             from jaxseed.run import run, summary_table
 
+            primary = distributed.is_primary()
             done = is_complete(cfg)
             try:
-                out = run(cfg, progress=not args.no_progress)
+                out = run(cfg, progress=not args.no_progress and primary)
             except Preempted as e:
                 print(f"jaxseed: {e}; continue with: jaxseed run {' '.join(sys.argv[2:] if argv is None else argv[1:])}"
                       f"{'' if cfg.resume else ' --resume'}", file=sys.stderr)
@@ -76,9 +104,11 @@ def main(argv: list[str] | None = None) -> int:
             except CheckpointError as e:
                 print(f"jaxseed: error: {e}; once there is room, continue with --resume", file=sys.stderr)
                 return 1
-            rows = sweep_rows(cfg, resolve_seeds(cfg.seeds))[0]  # with a sweep: the grid x the seeds
-            print(summary_table(json.loads((out / "metrics.json").read_text()), rows))
-            print(f"{out} is already complete: nothing to resume" if done else f"wrote {out}")
+            if primary:
+                rows = sweep_rows(cfg, resolve_seeds(cfg.seeds))[0]  # with a sweep: the grid x the seeds
+                print(summary_table(json.loads((out / "metrics.json").read_text()), rows))
+                print(f"{out} is already complete: nothing to resume" if done else f"wrote {out}")
+            distributed.wait_for_all("jaxseed run written")
         elif args.command == "export":
             from jaxseed.export import export
 

@@ -28,6 +28,7 @@ from jaxseed import models, prompts
 from jaxseed import train as train_lib
 from jaxseed import units as units_lib
 from jaxseed.config import SWEEP_KEYS, Config, ConfigError, is_sweep, resolve_seeds, sweep_rows, to_dict
+from jaxseed.distributed import is_primary
 from jaxseed.tasks import Task, get_task
 
 REGRESSION_TOLERANCE = 0.5  # on STS-B's 0-5 scale: seeds "agree" when their scores lie within this range
@@ -151,6 +152,8 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
     result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True)(seeds, hp)
 
     out = cfg.resolved_output_dir
+    if not is_primary():  # several processes: process 0 alone writes the folder (it holds every seed's results)
+        return out
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -28,6 +28,7 @@ from jaxseed import models, planner
 from jaxseed.checkpoint import Preempted
 from jaxseed.config import Config, ConfigError, Seeds, sweep_rows
 from jaxseed.models import lora as lora_lib
+from jaxseed.distributed import is_primary, to_host
 from jaxseed.data import Encoded
 
 STREAM_INIT, STREAM_ORDER, STREAM_DROPOUT = 0, 1, 2  # folded into each seed so equal ints give independent streams
@@ -263,7 +264,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
 
     def evaluate_all(trained, n_seeds):
-        return {s: np.asarray(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
+        return {s: to_host(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
                 for s, d in dev_data.items()}
 
     eval_steps = [t for t in range(1, total) if cfg.eval_every and t % cfg.eval_every == 0]
@@ -272,7 +273,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         """A chunk's checkpoint state: everything the remaining steps and the results depend on."""
         loss_TxS = np.zeros((total, chunk_size), np.float32)
         if losses:
-            loss_TxS[:len(losses)] = np.asarray(jnp.stack(losses))
+            loss_TxS[:len(losses)] = to_host(jnp.stack(losses))
         state = {"trained": trained, "opt": opt, "loss": jax.device_put(loss_TxS, shared)}
         if eval_steps:  # fixed shapes, zero until evaluated, so a fresh state describes any checkpoint's
             n_dev = {s: len(e.label_N) for s, e in dev_encs.items()}
@@ -301,12 +302,13 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         if ck is not None and ck.latest() is not None:  # resume: the arrays of the latest complete checkpoint
             start, state = ck.restore(pack(trained, opt, losses, history, chunk_size, n_real))
             trained, opt = state["trained"], state["opt"]
-            losses = list(np.asarray(state["loss"])[:start])
-            history = [(e, {s: np.asarray(state["evals"][s][i]) for s in dev_encs})
+            losses = list(to_host(state["loss"])[:start])
+            history = [(e, {s: to_host(state["evals"][s])[i] for s in dev_encs})
                        for i, e in enumerate(eval_steps) if e <= start]
         meta = {"seeds": {"init": list(seeds.init), "order": list(seeds.order), "dropout": list(seeds.dropout)}}
         t0, compile_s = time.perf_counter(), 0.0
-        bar = tqdm(range(start, total), desc=bar_desc, unit="step", disable=not progress, initial=start, total=total)
+        bar = tqdm(range(start, total), desc=bar_desc, unit="step", disable=not progress or not is_primary(),
+                   initial=start, total=total)
         for t in bar:
             if ck is not None:
                 ck.kill_before_step(t)
@@ -318,7 +320,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 jax.block_until_ready(loss)
                 compile_s = time.perf_counter() - t0  # the first step holds compilation
             if (t + 1) % cfg.log_every == 0 or t + 1 == total:
-                l = np.asarray(loss)[:n_real]
+                l = to_host(loss)[:n_real]  # every process: a collective across hosts
                 bar.set_postfix(loss=f"{l.mean():.4f}", spread=f"{l.min():.3f}-{l.max():.3f}")
             if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < total:
                 history.append((t + 1, evaluate_all(trained, n_real)))
@@ -331,13 +333,13 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                                 f"checkpoint written to {ck.dir}")
         bar.close()
         logits = evaluate_all(trained, n_real)
-        loss_TxS = np.array(jnp.stack(losses))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
-        diverged_S = np.asarray(opt.diverged)[:n_real]
+        loss_TxS = np.array(to_host(jnp.stack(losses)))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
+        diverged_S = to_host(opt.diverged)[:n_real]
         for s, d in enumerate(diverged_S):  # a stopped seed's later losses are of frozen, broken weights: not shown
             if d:
                 loss_TxS[d:, s] = np.nan
         train_s = time.perf_counter() - t0 - compile_s
-        return (logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: np.asarray(x)[:n_real], trained),
+        return (logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: to_host(x)[:n_real], trained),
                 diverged_S)
 
     def _hp(values):  # per-row arrays from per-row values (config.sweep_rows)
