@@ -1,5 +1,6 @@
 """Several processes in one run, as two processes on localhost (gloo collectives): the same predictions as one
-process, a dead peer stops the others with one line, processes with different configs are refused."""
+process, a dead peer stops the others with one line, a resume after a kill equals the uninterrupted run, and
+processes with different configs are refused."""
 
 import os
 import re
@@ -36,7 +37,7 @@ def write_cfg(tmp_path, model_dir, glue_dir, **kw):
     return path
 
 
-def launch(cfg, n, devices, sets=(), progress=False):
+def launch(cfg, n, devices, sets=(), progress=False, extra=(), env1=None):
     """n processes of `jaxseed run` joined through a coordinator on a free localhost port."""
     port = free_port()
     env = os.environ | {"JAX_PLATFORMS": "cpu", "JAX_NUM_CPU_DEVICES": str(devices), "PYTHONPATH": str(REPO)}
@@ -44,9 +45,10 @@ def launch(cfg, n, devices, sets=(), progress=False):
     cmd = lambda i: [sys.executable, "-m", "jaxseed.cli", "run", str(cfg), *[f"--set={s}" for s in sets],
                      "--coordinator", f"127.0.0.1:{port}", "--coordinator-bind", f"127.0.0.1:{port}",
                      "--num-processes", str(n), "--process-id", str(i), "--heartbeat-timeout", str(HEARTBEAT_S),
-                     "--init-timeout", "120"] + ([] if progress else ["--no-progress"])
-    return [subprocess.Popen(cmd(i), env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            for i in range(n)]
+                     "--init-timeout", "120", *extra] + ([] if progress else ["--no-progress"])
+    envs = [env | (env1 or {}) if i == 1 else env for i in range(n)]  # env1: process 1's extra variables
+    return [subprocess.Popen(cmd(i), env=envs[i], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for i in range(n)]
 
 
 def finish(procs, timeout=300):
@@ -78,10 +80,11 @@ def single(tiny_bert_dir, glue_dir, tmp_path_factory):
                                  batch_size=8, eval_batch_size=16, learning_rate=3e-4, max_length=64,
                                  max_train_examples=64, max_eval_examples=48, output_dir=str(out)))
     run(cfg, progress=False)
-    return np.load(out / "predictions.npz")
+    return out
 
 
 def test_two_processes_equal_one(tmp_path, tiny_bert_dir, glue_dir, single):
+    single = np.load(single / "predictions.npz")
     """2 processes x 1 device, 5 seeds: identical to 1 process with 2 devices, and to 1 process with 1 device."""
     cfg = write_cfg(tmp_path, tiny_bert_dir, glue_dir, output_dir=tmp_path / "two")
     codes, outs = finish(launch(cfg, 2, 1))
@@ -100,7 +103,25 @@ def test_two_processes_two_devices_in_chunks(tmp_path, tiny_bert_dir, glue_dir, 
     cfg = write_cfg(tmp_path, tiny_bert_dir, glue_dir, seeds=6, seed_chunk=4, output_dir=tmp_path / "four")
     codes, outs = finish(launch(cfg, 2, 2))
     assert codes == [0, 0], [o[1][-2000:] for o in outs]
-    assert_same(np.load(tmp_path / "four" / "predictions.npz"), single, atol=1e-5)
+    assert_same(np.load(tmp_path / "four" / "predictions.npz"), np.load(single / "predictions.npz"), atol=1e-5)
+
+
+def test_killed_process_then_resume_equals_uninterrupted(tmp_path, tiny_bert_dir, glue_dir, single):
+    """6 seeds in chunks of 4 over 2 processes, checkpoints every 2 steps; process 1 is killed (-9) before step 3
+    of the second chunk: both stop; both started again with --resume finish, equal to the uninterrupted run."""
+    cfg = write_cfg(tmp_path, tiny_bert_dir, glue_dir, seeds=6, seed_chunk=4, checkpoint_every=2,
+                    output_dir=tmp_path / "resumed")
+    procs = launch(cfg, 2, 1, env1={"JAXSEED_TEST_KILL": "1:3"})
+    codes, outs = finish(procs)
+    assert codes == [1, 1], [o[1][-2000:] for o in outs]
+    assert "lost contact with another process" in outs[0][1]
+    assert (tmp_path / "resumed" / "checkpoints" / "chunk-000").is_dir()
+    assert not (tmp_path / "resumed" / "predictions.npz").exists()
+    codes, outs = finish(launch(cfg, 2, 1, extra=["--resume"]))
+    assert codes == [0, 0], [o[1][-2000:] for o in outs]
+    assert_same(np.load(tmp_path / "resumed" / "predictions.npz"), np.load(single / "predictions.npz"), atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "resumed" / "curves.npz")["loss"],
+                               np.load(single / "curves.npz")["loss"], atol=1e-5, rtol=0)
 
 
 def test_a_dead_process_stops_the_other(tmp_path, tiny_bert_dir, glue_dir):
@@ -132,7 +153,7 @@ def test_a_dead_process_stops_the_other(tmp_path, tiny_bert_dir, glue_dir):
     assert last.startswith("jaxseed: error: process 0: lost contact with another process") and "--resume" in last
     # HEARTBEAT_S plus the coordinator's polling; the margin is for a loaded machine
     assert elapsed < HEARTBEAT_S + 30, elapsed
-    assert not (tmp_path / "dead").exists()
+    assert not (tmp_path / "dead" / "metrics.json").exists()  # only checkpoints: the run is not complete
 
 
 def test_different_configs_are_refused(tmp_path, tiny_bert_dir, glue_dir):
