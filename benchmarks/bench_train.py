@@ -88,7 +88,7 @@ def model_config(name: str) -> dict:
 
 
 def flops_per_seed_step(d: dict, batch: int, length: int) -> float:
-    from jaxseed.model import EncoderConfig
+    from jaxseed.models.encoder import EncoderConfig
 
     enc = EncoderConfig.from_hf(d)
     n = enc.num_params(include_embeddings=False)
@@ -198,7 +198,7 @@ def worker_jax(a: dict) -> dict:
     import numpy as np
     from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from jaxseed import model as model_lib
+    from jaxseed.models import encoder as model_lib
     from jaxseed import train as T
 
     base = rss_mb()
@@ -459,7 +459,7 @@ def worker_breakdown(a: dict) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from jaxseed import model as model_lib
+    from jaxseed.models import encoder as model_lib
     from jaxseed import train as T
 
     B, L = a["batch_size"], a["seq_len"]
@@ -516,7 +516,7 @@ def worker_gemm_floor(a: dict) -> dict:
     import numpy as np
     import torch
 
-    from jaxseed import model as model_lib
+    from jaxseed.models import encoder as model_lib
 
     base = rss_mb()
     S = a["seeds"]
@@ -668,7 +668,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
 
 def rescore(path: Path):
     from jaxseed import planner
-    from jaxseed.model import EncoderConfig
+    from jaxseed.models.encoder import EncoderConfig
 
     data = json.loads(path.read_text())
     for r in data["rows"]:

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from jaxseed import model as model_lib
+from jaxseed.models import encoder as model_lib
 from jaxseed.config import ConfigError
 
 ARCHITECTURES = {"bert": "BertForSequenceClassification", "roberta": "RobertaForSequenceClassification"}

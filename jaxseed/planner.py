@@ -81,7 +81,7 @@ def loops_seeds(seed_loop: bool | None, platform: str) -> bool:
 def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "float32", remat: bool = False,
              train_mode: str = "full", platform: str = "cpu", seed_loop: bool = False, lora_params: int = 0,
              base_bytes: int = 4) -> Estimate:
-    """Memory for one seed and the shared part; `encoder` is a jaxseed.model.EncoderConfig or a
+    """Memory for one seed and the shared part; `encoder` is a jaxseed.models.encoder.EncoderConfig or a
     models.decoder.DecoderConfig; lora_params: adapter parameters of one seed (train_mode lora)."""
     H, layers, heads = encoder.hidden_size, encoder.num_layers, encoder.num_heads
     p_backbone = encoder.num_params()

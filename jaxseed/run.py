@@ -23,7 +23,7 @@ from jaxseed import checkpoint as checkpoint_lib
 from jaxseed import data as data_lib
 from jaxseed import example_table
 from jaxseed import metrics as metrics_lib
-from jaxseed import model as model_lib
+from jaxseed.models import encoder as model_lib
 from jaxseed import models, prompts
 from jaxseed import train as train_lib
 from jaxseed import units as units_lib

@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxseed import checkpoint as checkpoint_lib
-from jaxseed import model as model_lib
+from jaxseed.models import encoder as model_lib
 from jaxseed import models, planner
 from jaxseed.checkpoint import Preempted
 from jaxseed.config import Config, ConfigError, Seeds, sweep_rows

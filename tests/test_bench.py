@@ -52,7 +52,7 @@ def test_gemm_shapes_cover_the_model_flops(name):
     sys.path.insert(0, str(REPO / "benchmarks"))
     import bench_train
 
-    from jaxseed.model import EncoderConfig
+    from jaxseed.models.encoder import EncoderConfig
 
     cfg = bench_train.model_config(name)
     enc = EncoderConfig.from_hf(cfg)

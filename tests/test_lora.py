@@ -14,7 +14,7 @@ import pytest
 import torch
 import transformers
 
-from jaxseed import model as encoder_lib
+from jaxseed.models import encoder as encoder_lib
 from jaxseed import models
 from jaxseed.models import lora as L
 from jaxseed.models.decoder_params import hf_name as decoder_hf_name

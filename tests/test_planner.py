@@ -7,7 +7,7 @@ import pytest
 
 from jaxseed import planner
 from jaxseed.config import ConfigError, load_config
-from jaxseed.model import EncoderConfig
+from jaxseed.models.encoder import EncoderConfig
 
 MiB = 2**20
 # A small hand-checkable encoder: H=8, 2 layers, 2 heads, I=16, vocab 10, 4 positions, 2 types.

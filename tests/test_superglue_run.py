@@ -10,7 +10,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
 from jaxseed import data as data_lib
-from jaxseed import model as model_lib
+from jaxseed.models import encoder as model_lib
 from jaxseed import train as train_lib
 from jaxseed.cli import main
 from jaxseed.config import Seeds, load_config

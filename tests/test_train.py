@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from jaxseed import data as data_lib
-from jaxseed import model as model_lib
+from jaxseed.models import encoder as model_lib
 from jaxseed import train as train_lib
 from jaxseed.config import Seeds, load_config
 from jaxseed.run import run

@@ -1,4 +1,4 @@
-"""One entry point over model families: the encoders of jaxseed.model and the decoders of models.decoder.
+"""One entry point over model families: the encoders of jaxseed.models.encoder and the decoders of models.decoder.
 
 `config` objects are EncoderConfig or DecoderConfig; everything below dispatches on their type, so train.py
 and run.py never branch on the family themselves.
@@ -12,7 +12,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from jaxseed import model as encoder_lib
+from jaxseed.models import encoder as encoder_lib
 from jaxseed.models import decoder as decoder_lib
 from jaxseed.models.lora import LoraSpec
 

@@ -160,7 +160,7 @@ class Attention(nn.Module):
 
     @nn.compact
     def __call__(self, x_BxLxD, bias_Bx1x1xLxL, cos, sin, deterministic: bool):
-        from jaxseed.model import Dropout
+        from jaxseed.models.encoder import Dropout
 
         c, dt = self.config, self.dtype
         B, L, _ = x_BxLxD.shape

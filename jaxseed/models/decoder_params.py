@@ -12,7 +12,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 
-from jaxseed.model import safetensors_files
+from jaxseed.models.encoder import safetensors_files
 from jaxseed.models.decoder import Decoder, DecoderConfig
 
 _LEAF_HF = {"kernel": "weight", "bias": "bias", "scale": "weight", "embedding": "weight"}

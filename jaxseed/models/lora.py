@@ -51,7 +51,7 @@ class LoraDense(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        from jaxseed.model import Dropout  # one dropout implementation for the whole project
+        from jaxseed.models.encoder import Dropout  # one dropout implementation for the whole project
 
         d_in = x.shape[-1]
         kernel = self.param("kernel", self.kernel_init, (d_in, self.features), jnp.float32)

@@ -42,7 +42,7 @@ def save_random_decoder(out, family: str = "llama", tokenizer: str = "sentence-t
     from safetensors.numpy import save_file
     from transformers import AutoTokenizer
 
-    from jaxseed.model import resolve_model_dir
+    from jaxseed.models.encoder import resolve_model_dir
     from jaxseed.models.decoder import Decoder
     from jaxseed.models.decoder_params import hf_name
 

@@ -1,4 +1,4 @@
-"""jaxseed.model against transformers' PyTorch BERT/RoBERTa, plus loader, precision, remat and dropout checks."""
+"""jaxseed.models.encoder against transformers' PyTorch BERT/RoBERTa, plus loader, precision, remat and dropout checks."""
 
 import functools
 import json
@@ -15,7 +15,7 @@ import safetensors.numpy
 import torch
 import transformers
 
-from jaxseed import model as M
+from jaxseed.models import encoder as M
 
 torch.manual_seed(0)
 torch.set_num_threads(2)
