@@ -303,8 +303,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             start, state = ck.restore(pack(trained, opt, losses, history, chunk_size, n_real))
             trained, opt = state["trained"], state["opt"]
             losses = list(to_host(state["loss"])[:start])
-            history = [(e, {s: to_host(state["evals"][s])[i] for s in dev_encs})
-                       for i, e in enumerate(eval_steps) if e <= start]
+            evals = {s: to_host(v) for s, v in state.get("evals", {}).items()}  # one gather a split, not one per eval
+            history = [(e, {s: evals[s][i] for s in dev_encs}) for i, e in enumerate(eval_steps) if e <= start]
         meta = {"seeds": {"init": list(seeds.init), "order": list(seeds.order), "dropout": list(seeds.dropout)}}
         t0, compile_s = time.perf_counter(), 0.0
         bar = tqdm(range(start, total), desc=bar_desc, unit="step", disable=not progress or not is_primary(),
