@@ -53,7 +53,7 @@ def run_jaxseed(args) -> dict:
     dc = DecoderConfig.from_hf(hf_config(args.layers, args.vocab))
     lora = models.lora_spec(dc, r=8, alpha=16)
     S, B, L = args.seeds, args.batch, args.length
-    spec = T.StepSpec(dc, 2, B, lora=lora, seed_groups=T.seed_groups(args.seed_loop, 1))
+    spec = T.StepSpec(dc, 2, B, lora=lora)
     shapes = models.backbone_shapes(dc)
     key = jax.random.key(0)
     frozen = {"backbone": jax.jit(lambda k: jax.tree.map(

@@ -1,6 +1,8 @@
 """Training: one pure per-seed step, vmapped over a leading seed axis S and sharded over a `seed` mesh axis.
 
 Shapes: S seeds in a chunk, N examples, B per-seed batch, L bucketed length, C labels.
+A chunk's seeds are held in slots of `slot_size` seeds, each slot its own buffers, stepped by the same compiled
+program: one slot of the whole chunk on accelerators (every matmul batched over seeds), one seed a device on CPU.
 Trained parameters carry the seed axis; frozen ones (the backbone with train_mode "head") are one shared copy.
 Hyperparameters users sweep (learning rate, weight decay) and the schedule lengths enter the compiled step as
 per-seed arrays, so a new learning rate or a new number of steps never recompiles.
@@ -47,7 +49,6 @@ class StepSpec:
     adam_b1: float = 0.9
     adam_b2: float = 0.999
     adam_eps: float = 1e-8
-    seed_groups: int = 0  # 0: vmap over all seeds; g > 0: vmap over g groups (one a device), seeds looped in each
     choices: int = 0  # multiple choice (COPA): batches hold C sequences an example, one score each (formulations.py)
     lora: lora_lib.LoraSpec | None = None  # train_mode lora: the adapters' shape and scale
 
@@ -154,24 +155,10 @@ def _seed_step(spec: StepSpec, trained, opt_state, perm_N, hp, dropout_key, froz
     return optax.apply_updates(trained, updates), opt_state, loss
 
 
-def over_seeds(spec: StepSpec, fn, per_seed_args):
-    """fn applied to each seed's slice of per_seed_args (leading axis S), stacked back to S.
-
-    vmap batches every matmul over the seed axis, which is what accelerators want. XLA:CPU runs batched
-    matmuls slower than the same matmuls one at a time, so on CPU the seeds of each device's group are looped
-    (lax.map) inside the same compiled program; the outer vmap over groups keeps one group on each device."""
-    if not spec.seed_groups:
-        return jax.vmap(fn)(*per_seed_args)
-    g = spec.seed_groups
-    grouped = jax.tree.map(lambda x: x.reshape(g, x.shape[0] // g, *x.shape[1:]), per_seed_args)
-    out = jax.vmap(lambda args: jax.lax.map(lambda a: fn(*a), args))(grouped)
-    return jax.tree.map(lambda x: x.reshape(-1, *x.shape[2:]), out)
-
-
 @functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2))
 def train_step(spec, trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S, frozen, data, step):
     one = lambda *a: _seed_step(spec, *a, frozen, data, step)
-    return over_seeds(spec, one, (trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S))
+    return jax.vmap(one)(trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -184,7 +171,7 @@ def evaluate(spec, eval_batch, trained_S, frozen, data):
         out = jax.lax.map(lambda b: _logits(spec, params, b), batches)
         return out.reshape(-1, spec.num_labels)
 
-    return over_seeds(spec, one_seed, (trained_S,))
+    return jax.vmap(one_seed)(trained_S)
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -213,9 +200,41 @@ def seed_mesh() -> Mesh:
     return Mesh(np.array(jax.devices()), ("seed",))
 
 
-def seed_groups(seed_loop: bool | None, ndev: int) -> int:
-    """StepSpec.seed_groups for a run: one group a device where seeds are looped (planner.loops_seeds), else 0."""
-    return ndev if planner.loops_seeds(seed_loop, jax.default_backend()) else 0
+def slot_size(seed_loop: bool | None, ndev: int, chunk: int) -> int:
+    """Seeds a call of the step trains: the whole chunk, vmapped, on accelerators; one seed a device where seeds
+    are looped (planner.loops_seeds: CPU by default). XLA:CPU runs batched matmuls slower than the same matmuls
+    one at a time, and looping inside the program (lax.map) copies every seed's parameters and optimizer state
+    in and out of the stacked arrays each step; separate buffers per slot, donated to the step, are updated in
+    place, so a looped seed costs what a lone seed does."""
+    return ndev if planner.loops_seeds(seed_loop, jax.default_backend()) else chunk
+
+
+def split_slots(tree_S, size: int, sharding) -> list:
+    """[S, ...] arrays -> S / size slots of [size, ...], each its own buffers, spread over the seed mesh."""
+    n = jax.tree.leaves(tree_S)[0].shape[0]
+    if size == n:
+        return [tree_S]
+    return _cut(tree_S, size, sharding)
+
+
+def join_slots(slots: list, sharding):
+    """The inverse of split_slots: one [S, ...] array a leaf (checkpoints and results keep this layout)."""
+    if len(slots) == 1:
+        return slots[0]
+    return _join(slots, sharding)
+
+
+# jitted (not device_put) so they also work on arrays that span hosts
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _cut(tree_S, size, sharding):
+    n = jax.tree.leaves(tree_S)[0].shape[0]
+    return [jax.lax.with_sharding_constraint(jax.tree.map(lambda x: x[i:i + size], tree_S), sharding)
+            for i in range(0, n, size)]
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _join(slots, sharding):
+    return jax.lax.with_sharding_constraint(jax.tree.map(lambda *xs: jnp.concatenate(xs), *slots), sharding)
 
 
 def num_steps(cfg: Config, num_train: int) -> tuple[int, int]:
@@ -251,8 +270,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     mesh = seed_mesh()
     ndev = mesh.devices.size
     spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
-                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, seed_groups=seed_groups(cfg.seed_loop, ndev),
-                    choices=task.num_labels if task.formulation == "choice" else 0, lora=lora)
+                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, choices=task.num_labels if task.formulation == "choice" else 0, lora=lora)
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     train_data = _to_device(train_enc, shared)
     dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
@@ -263,14 +281,17 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     frozen = {"backbone": jax.device_put(pretrained.backbone, shared)} if cfg.train_mode != "full" else {}
     pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
 
-    def evaluate_all(trained, n_seeds):
-        return {s: to_host(evaluate(spec, cfg.eval_batch_size, trained, frozen, d))[:n_seeds, :len(dev_encs[s].label_N)]
-                for s, d in dev_data.items()}
+    def evaluate_all(slots, n_seeds):
+        cat = lambda xs: jnp.concatenate(xs) if len(xs) > 1 else xs[0]
+        return {s: to_host(cat([evaluate(spec, cfg.eval_batch_size, sl["trained"], frozen, d) for sl in slots]))
+                [:n_seeds, :len(dev_encs[s].label_N)] for s, d in dev_data.items()}
 
     eval_steps = [t for t in range(1, total) if cfg.eval_every and t % cfg.eval_every == 0]
 
-    def pack(trained, opt, losses, history, chunk_size, n_real):
-        """A chunk's checkpoint state: everything the remaining steps and the results depend on."""
+    def pack(slots, losses, history, chunk_size, n_real):
+        """A chunk's checkpoint state: everything the remaining steps and the results depend on, in one [S, ...]
+        layout whatever the slots (a transient copy of the state while it is saved)."""
+        trained, opt = (join_slots([sl[key] for sl in slots], per_seed) for key in ("trained", "opt"))
         loss_TxS = np.zeros((total, chunk_size), np.float32)
         if losses:
             loss_TxS[:len(losses)] = to_host(jnp.stack(losses))
@@ -284,24 +305,32 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             state["evals"] = jax.device_put(evals, shared)
         return state
 
+    def init_trained(init_k, n):
+        trained = {"head": init_heads(encoder, spec.head_width, init_k, pooler)}
+        if cfg.train_mode == "full":  # every seed fine-tunes its own copy of the pretrained weights
+            trained["backbone"] = jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), pretrained.backbone)
+        if cfg.train_mode == "lora":  # each seed's adapters; the base stays in `frozen`
+            trained["backbone"] = init_adapters(encoder, lora, init_k)
+        return jax.device_put(trained, per_seed)
+
     def train_chunk(seeds: Seeds, values: dict, chunk_size: int, bar_desc: str, ck=None, stop=None):
         n_real = len(seeds)
         fill = lambda v: np.asarray(list(v) + [v[-1]] * (chunk_size - n_real))  # padded seeds are dropped at the end
         init_k, order_k, drop_k = (jax.device_put(seed_keys(fill(v), st), per_seed) for v, st in
                                    ((seeds.init, STREAM_INIT), (seeds.order, STREAM_ORDER), (seeds.dropout, STREAM_DROPOUT)))
-        trained = {"head": init_heads(encoder, spec.head_width, init_k, pooler)}
-        if cfg.train_mode == "full":  # every seed fine-tunes its own copy of the pretrained weights
-            trained["backbone"] = jax.tree.map(lambda x: jnp.broadcast_to(x, (chunk_size,) + x.shape),
-                                               pretrained.backbone)
-        if cfg.train_mode == "lora":  # each seed's adapters; the base stays in `frozen`
-            trained["backbone"] = init_adapters(encoder, lora, init_k)
-        trained = jax.device_put(trained, per_seed)
-        opt = init_opt(trained)
         hp = jax.device_put(_hp({k: fill(v) for k, v in values.items()}), per_seed)
+        k = slot_size(cfg.seed_loop, ndev, chunk_size)
+        slots = [{"init": i, "order": o, "drop": d, "hp": h} for i, o, d, h in
+                 zip(*(split_slots(x, k, per_seed) for x in (init_k, order_k, drop_k, hp)))]
+        for sl in slots:  # each slot's state is built in its own buffers: no stacked copy to split
+            sl["trained"] = init_trained(sl["init"], k)
+            sl["opt"] = init_opt(sl["trained"])
         losses, history, start = [], [], 0
         if ck is not None and ck.latest() is not None:  # resume: the arrays of the latest complete checkpoint
-            start, state = ck.restore(pack(trained, opt, losses, history, chunk_size, n_real))
-            trained, opt = state["trained"], state["opt"]
+            start, state = ck.restore(pack(slots, losses, history, chunk_size, n_real))
+            for key in ("trained", "opt"):
+                for sl, part in zip(slots, split_slots(state[key], k, per_seed)):
+                    sl[key] = part
             losses = list(to_host(state["loss"])[:start])
             evals = {s: to_host(v) for s, v in state.get("evals", {}).items()}  # one gather a split, not one per eval
             history = [(e, {s: evals[s][i] for s in dev_encs}) for i, e in enumerate(eval_steps) if e <= start]
@@ -313,8 +342,13 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             if ck is not None:
                 ck.kill_before_step(t)
             if t % steps_per_epoch == 0 or t == start:
-                perm = epoch_permutations(order_k, t // steps_per_epoch, n_train)
-            trained, opt, loss = train_step(spec, trained, opt, perm, hp, drop_k, frozen, train_data, jnp.int32(t))
+                for sl in slots:
+                    sl["perm"] = epoch_permutations(sl["order"], t // steps_per_epoch, n_train)
+            step = jnp.int32(t)
+            for sl in slots:  # the same compiled program for every slot; donated state is updated in place
+                sl["trained"], sl["opt"], sl["loss"] = train_step(spec, sl["trained"], sl["opt"], sl["perm"], sl["hp"],
+                                                                  sl["drop"], frozen, train_data, step)
+            loss = slots[0]["loss"] if len(slots) == 1 else jnp.concatenate([sl["loss"] for sl in slots])
             losses.append(loss)
             if t == start:
                 jax.block_until_ready(loss)
@@ -323,16 +357,17 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 l = to_host(loss)[:n_real]  # every process: a collective across hosts
                 bar.set_postfix(loss=f"{l.mean():.4f}", spread=f"{l.min():.3f}-{l.max():.3f}")
             if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < total:
-                history.append((t + 1, evaluate_all(trained, n_real)))
+                history.append((t + 1, evaluate_all(slots, n_real)))
             stopping = stop is not None and stop.requested is not None and t + 1 < total
             if ck is not None and (ck.due(t + 1) or stopping):
-                ck.save(t + 1, pack(trained, opt, losses, history, chunk_size, n_real), meta)
+                ck.save(t + 1, pack(slots, losses, history, chunk_size, n_real), meta)
             if stopping:
                 ck.finish()
                 raise Preempted(f"stopped by {stop.name} at step {t + 1} of {total} ({bar_desc}); "
                                 f"checkpoint written to {ck.dir}")
         bar.close()
-        logits = evaluate_all(trained, n_real)
+        logits = evaluate_all(slots, n_real)
+        trained, opt = (join_slots([sl[key] for sl in slots], per_seed) for key in ("trained", "opt"))
         loss_TxS = np.array(to_host(jnp.stack(losses)))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
         diverged_S = to_host(opt.diverged)[:n_real]
         for s, d in enumerate(diverged_S):  # a stopped seed's later losses are of frozen, broken weights: not shown
