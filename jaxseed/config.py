@@ -217,7 +217,7 @@ def _early_stop(v, num_seeds: int) -> dict | None:
         if isinstance(x, str):  # "0.5" from YAML strings, as for learning rates
             x = out[key] = _number(f"early_stop.{key}", x)
         ok = (_is_int(x) and x >= 1) or (isinstance(x, float) and 0 < x < 1)
-        _check(f"early_stop.{key}", ok, f"a count >= 1 or a fraction in (0, 1) of the {what}", v[key])
+        _check(f"early_stop.{key}", ok, f"a count >= 1 or a fraction in (0, 1) of the {what}", v.get(key, x))
     _check("early_stop.split_seed", _is_int(out["split_seed"]) and out["split_seed"] >= 0, "a non-negative integer",
            out["split_seed"])
     if _is_int(out["keep"]) and out["keep"] > num_seeds:
