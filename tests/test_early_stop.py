@@ -208,3 +208,23 @@ def test_choice_is_per_grid_member_and_ties_go_to_the_lower_row():
     # member 1 (rows 4-7): a diverged seed and a NaN score rank last
     assert early_stop.choose(range(8), score, diverged, num_seeds=4, keep=2) == [1, 3, 4, 7]
     assert early_stop.choose(range(4), score, diverged, num_seeds=4, keep=3) == [0, 1, 3]
+
+
+def test_sweep_keeps_the_best_of_each_grid_member(es_run, tiny_bert_dir, glue_dir, tmp_path, capsys):
+    out = run_lib.run(load_config(None, config(tiny_bert_dir, glue_dir, tmp_path / "run", seeds=3, eval_every=None,
+                                               learning_rate=[3e-4, 1e-3], early_stop=ES | {"keep": 1})),
+                      progress=False)
+    es, z = json.loads((out / "metrics.json").read_text())["early_stop"], np.load(out / "predictions.npz")
+    assert es["keep_per"] == "grid member" and es["seeds_started"] == 6 and es["seeds_kept"] == 2
+    for g, lr in enumerate([3e-4, 1e-3]):
+        mine = [r for r in es["seeds"] if np.isclose(r["learning_rate"], lr)]
+        best = max(mine, key=lambda r: (r["held_out_score"], -r["row"]))
+        assert [r["row"] for r in mine if r["kept"]] == [best["row"]] and best["row"] // 3 == g
+    np.testing.assert_allclose(z["learning_rate"], [3e-4, 1e-3])
+    from jaxseed import early_stop_report, report, sweep_report
+
+    members = sweep_report.members(report.load_run(out))  # the report's tables per member (scores left out here)
+    tables = early_stop_report.sections([(m, []) for m in members])
+    assert [t[0] for t in tables] == ["Early stopping: run (lr=0.0003)", "Early stopping: run (lr=0.001)"]
+    assert [[row[4] for row in t[2]] for t in tables] == [["kept" if r["kept"] else "stopped" for r in es["seeds"]
+                                                           if np.isclose(r["learning_rate"], lr)] for lr in (3e-4, 1e-3)]
