@@ -28,8 +28,8 @@ from jaxseed.models import encoder as model_lib
 from jaxseed import models, prompts
 from jaxseed import train as train_lib
 from jaxseed import units as units_lib
-from jaxseed.config import (SWEEP_KEYS, Config, ConfigError, Seeds, is_sweep, keep_count, resolve_seeds, sweep_rows,
-                            to_dict)
+from jaxseed.config import (SWEEP_KEYS, Config, ConfigError, Seeds, is_sweep, keep_count, resolve_seeds,
+                            sweep_rows, to_dict)
 from jaxseed.distributed import is_primary
 from jaxseed.tasks import Task, get_task
 
