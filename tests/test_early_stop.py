@@ -4,6 +4,7 @@ smaller program; a kept seed equals the same seed trained without stopping on th
 import dataclasses
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -78,6 +79,9 @@ def test_kept_seeds_finish_and_stopped_seeds_are_recorded(es_run):
     assert sorted(p.name for p in ckpt.glob("*-*")) == ["chunk-000", "chunk-001", "kept-000"]
     assert [p.name for p in (ckpt / "chunk-000").iterdir() if p.name.isdigit()] == ["3"]
     assert [p.name for p in (ckpt / "kept-000").iterdir() if p.name.isdigit()] == ["6"]
+    from jaxseed.export import final_weights  # the kept seeds' weights, as their predictions
+
+    assert {x.shape[0] for x in jax.tree.leaves(final_weights(es_run["out"]))} == {2}
 
 
 def test_the_continuing_program_has_fewer_seeds(es_run):
