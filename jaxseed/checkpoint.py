@@ -5,6 +5,8 @@ Layout of the checkpoint folder (default <output_dir>/checkpoints; `checkpoint_d
   chunk-000/<step>/    orbax, one folder a step: `state` (trained parameters and optimizer state with the
                        divergence marks, all with the leading seed axis; losses so far; eval logits so far)
                        and `meta` (step, the chunk's seeds)
+  kept-000/<step>/     with early_stop: the kept seeds' chunks, from the stopping step to the end (chunk-<k>
+                       then end at the stopping step, so a resume re-derives the same choice)
 Per-step randomness derives from (seed stream, step) and the data order from (order seed, epoch), so these
 arrays are all a chunk needs to go on exactly where it stopped. orbax writes a step to a temporary folder and
 renames it when complete, so a kill at any moment leaves the previous step intact.
@@ -154,8 +156,8 @@ def _kill_hook() -> tuple[int, int, str] | None:
 class ChunkCheckpoints:
     """The checkpoints of one chunk of seeds."""
 
-    def __init__(self, cfg: Config, chunk: int, total: int):
-        self.dir = folder(cfg) / f"chunk-{chunk:03d}"
+    def __init__(self, cfg: Config, chunk: int, total: int, prefix: str = "chunk"):
+        self.dir = folder(cfg) / f"{prefix}-{chunk:03d}"  # early stop's phase 2 writes kept-<k>
         self.chunk, self.total, self.every = chunk, total, cfg.checkpoint_every
         options = ocp.CheckpointManagerOptions(
             preservation_policy=ocp.checkpoint_managers.LatestN(cfg.checkpoint_keep),

@@ -72,6 +72,8 @@ class Config:
     # LoRA (train_mode: lora): adapters + head trained per seed on one shared frozen base
     lora: dict | None = None  # {r, alpha, dropout, target_modules, rslora}; unset keys take peft's defaults
     base_dtype: str | None = None  # the frozen base's weights; None: bfloat16 for a decoder's LoRA base, else float32
+    # "Start many, stop early" (Dodge et al. 2020; early_stop.py): {at, keep, holdout, split_seed}
+    early_stop: dict | None = None
 
     @property
     def resolved_output_dir(self) -> Path:
@@ -88,6 +90,7 @@ _FLOAT = ("learning_rate", "weight_decay", "warmup_ratio", "max_grad_norm", "ada
 SWEEP_KEYS = ("learning_rate", "weight_decay", "warmup_ratio")  # a list sweeps: grid x seeds in one program
 _CHOICES = {"train_mode": ("full", "head", "lora"), "dtype": ("float32", "bfloat16")}
 _LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
+_EARLY_STOP_KEYS = ("at", "keep", "holdout", "split_seed")
 
 
 def _is_int(v) -> bool:
@@ -148,6 +151,8 @@ def _validate(raw: dict) -> dict:
             out[key] = _lora(v, raw.get("train_mode", Config.train_mode))
         elif key == "base_dtype":
             _check(key, v in (None, "float32", "bfloat16"), "'float32', 'bfloat16' or null", v)
+        elif key == "early_stop":
+            out[key] = _early_stop(v, len(resolve_seeds(raw.get("seeds", Config.seeds))))
     values = lambda key: out[key] if isinstance(out[key], tuple) else (out[key],)
     for key in ("learning_rate", "weight_decay", "max_grad_norm", "adam_epsilon", "epochs"):
         if key in out:
@@ -190,6 +195,40 @@ def _lora(v, train_mode: str) -> dict | None:
         isinstance(t, list) and t and all(isinstance(x, str) and x for x in t)),
            "a non-empty list of module names, 'all-linear' or null", t)
     return out
+
+
+def _early_stop(v, num_seeds: int) -> dict | None:
+    """The `early_stop` mapping, with defaults filled in. `keep` is checked against the seeds here (a sweep keeps
+    that many of each grid member), so a keep larger than the seeds fails before any work."""
+    if v is None:
+        return None
+    _check("early_stop", isinstance(v, dict), "a mapping {at, keep, holdout, split_seed}", v)
+    extra = sorted(set(v) - set(_EARLY_STOP_KEYS))
+    if extra:
+        raise ConfigError(f"unknown config key 'early_stop.{extra[0]}' (known: {', '.join(_EARLY_STOP_KEYS)})")
+    for key in ("at", "keep"):
+        if key not in v:
+            raise ConfigError(f"config key 'early_stop.{key}' is required")
+    out = {"at": _number("early_stop.at", v["at"]), "keep": v["keep"], "holdout": v.get("holdout", 0.1),
+           "split_seed": v.get("split_seed", 0)}
+    _check("early_stop.at", 0 < out["at"] < 1, "a fraction of training in (0, 1)", v["at"])
+    for key, what in (("keep", "seeds"), ("holdout", "training examples")):
+        x = out[key]
+        if isinstance(x, str):  # "0.5" from YAML strings, as for learning rates
+            x = out[key] = _number(f"early_stop.{key}", x)
+        ok = (_is_int(x) and x >= 1) or (isinstance(x, float) and 0 < x < 1)
+        _check(f"early_stop.{key}", ok, f"a count >= 1 or a fraction in (0, 1) of the {what}", v.get(key, x))
+    _check("early_stop.split_seed", _is_int(out["split_seed"]) and out["split_seed"] >= 0, "a non-negative integer",
+           out["split_seed"])
+    if _is_int(out["keep"]) and out["keep"] > num_seeds:
+        raise ConfigError(f"config key 'early_stop.keep': {out['keep']} exceeds the {num_seeds} seeds")
+    return out
+
+
+def keep_count(early_stop: dict, num_seeds: int) -> int:
+    """The number of seeds `early_stop.keep` keeps: a count as is, a fraction rounded half up, at least 1."""
+    keep = early_stop["keep"]
+    return keep if _is_int(keep) else max(1, min(num_seeds, int(keep * num_seeds + 0.5)))
 
 
 def resolve_seeds(spec) -> Seeds:

@@ -27,7 +27,7 @@ def final_weights(run_dir) -> dict:
     run_dir = Path(run_dir)
     cfg = _read(run_dir / "config.json")
     folder = Path(cfg["checkpoint_dir"]) if cfg.get("checkpoint_dir") else run_dir / "checkpoints"
-    chunks = sorted(folder.glob("chunk-*"))
+    chunks = sorted(folder.glob("kept-*")) or sorted(folder.glob("chunk-*"))  # early_stop: the kept seeds' chunks
     if not chunks:
         raise ConfigError(f"no checkpoints in {folder} (the run kept no weights: keep_weights was false?)")
     parts = []

@@ -321,10 +321,11 @@ def build_report(run_dirs, out_dir=None) -> Path:
         raise ValueError("no run folders given")
     whole = [load_run(d) for d in run_dirs]  # validate everything before touching the disk
     runs = [m for run in whole for m in sweep_report.members(run)]  # a sweep: one Run per grid member
-    rows, notes = [], []
+    rows, notes, per_run = [], [], []
     for run in runs:
         rr = [split_stats(run, s) for s in _split_order(run)]
         rows += rr
+        per_run.append((run, rr))
         notes += _cache_notes(run, rr)
         if run.left_out:
             notes.append(f"{run.path}: {len(run.left_out)} diverged seed(s) left out of every statistic: "
@@ -334,9 +335,12 @@ def build_report(run_dirs, out_dir=None) -> Path:
                          "baselines use the dev split's majority class.")
     out = Path(out_dir) if out_dir is not None else Path(run_dirs[0]) / "report"
     from jaxseed import compare as compare_lib, example_table as examples_lib  # both build on this module
+    from jaxseed import early_stop_report
+
 
     extra = compare_lib.report_sections(runs)  # several runs of one task: is one better beyond seed noise?
     extra += examples_lib.report_sections(runs)  # the examples the seeds disagree on most
+    extra += early_stop_report.sections(per_run)  # runs that stopped seeds early: which, and what the kept reached
 
     def fill(tmp: Path) -> None:
         figures = report_plots.plots(rows, tmp) + sweep_report.plots(whole, tmp) + report_plots.loss_plots(runs, tmp)

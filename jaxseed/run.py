@@ -21,13 +21,15 @@ import numpy as np
 
 from jaxseed import checkpoint as checkpoint_lib
 from jaxseed import data as data_lib
+from jaxseed import early_stop as early_stop_lib
 from jaxseed import example_table
 from jaxseed import metrics as metrics_lib
 from jaxseed.models import encoder as model_lib
 from jaxseed import models, prompts
 from jaxseed import train as train_lib
 from jaxseed import units as units_lib
-from jaxseed.config import SWEEP_KEYS, Config, ConfigError, is_sweep, resolve_seeds, sweep_rows, to_dict
+from jaxseed.config import (SWEEP_KEYS, Config, ConfigError, Seeds, is_sweep, keep_count, resolve_seeds,
+                            sweep_rows, to_dict)
 from jaxseed.distributed import is_primary
 from jaxseed.tasks import Task, get_task
 
@@ -54,6 +56,12 @@ def score(name: str, pred_SxN, label_N, num_labels: int, extras: dict | None = N
     if name in ("mcc", "macro_f1"):
         return np.asarray(fn(pred_SxN, label_N, num_labels))
     return np.asarray(fn(pred_SxN, label_N))
+
+
+def held_out_scores(task: Task, logits_SxNxC, held) -> np.ndarray:
+    """Early stop's choice: each seed's primary metric on the held-out training examples (never a dev split)."""
+    pred = jnp.asarray(predictions(task, np.asarray(logits_SxNxC), held.extras))
+    return np.asarray(score(task.primary_metric, pred, held.label_N, task.num_labels, held.extras))
 
 
 def split_metrics(task: Task, pred_SxN, label_N, majority: int | None, extras: dict | None = None) -> dict:
@@ -120,6 +128,8 @@ def prepare(cfg: Config):
         if models.is_decoder(model_config) and getattr(task, "formulation", "classify") != "classify":
             raise ValueError(f"task '{task.name}': decoder models support classification tasks only")
         train_ex = data_lib.load_split(task, "train", cfg.data_dir).head(cfg.max_train_examples)
+        if cfg.early_stop:  # a held-out part too small, or too large to leave a batch: refused before any work
+            early_stop_lib.held_mask(train_ex.extras.get("unit"), len(train_ex), cfg.early_stop, cfg.batch_size)
         dev_ex = {s: data_lib.load_split(task, s, cfg.data_dir).head(cfg.max_eval_examples) for s in task.dev_splits}
         dev_ex |= {s: data_lib.load_split(et, et.dev_splits[0], cfg.data_dir).head(cfg.max_eval_examples)
                    for s, et in eval_tasks(cfg, task).items()}
@@ -146,10 +156,16 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
         enc = lambda ex: data_lib.encode(tokenizer, ex, cfg.max_length)
     train_enc = enc(train_ex)
     dev_enc = {s: enc(e) for s, e in dev_ex.items()}
+    early = None
+    if cfg.early_stop:  # a fixed part of the training set, removed from training, chooses the seeds kept
+        train_enc, held_enc = early_stop_lib.split(train_enc, cfg.early_stop, cfg.batch_size)
+        early = early_stop_lib.Plan(cfg.early_stop["at"], keep_count(cfg.early_stop, len(seeds)), len(seeds), held_enc,
+                                    lambda logits, held: held_out_scores(task, logits, held))
     if len(train_enc.label_N) < cfg.batch_size:
         raise ConfigError(f"config key 'batch_size': {cfg.batch_size} exceeds the {len(train_enc.label_N)} training examples")
     total, warmup = train_lib.num_steps(cfg, len(train_enc.label_N))
-    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True)(seeds, hp)
+    result = train_lib.make_train(cfg, task, pretrained, train_enc, dev_enc, progress, checkpoints=True,
+                                  early=early)(seeds, hp)
 
     out = cfg.resolved_output_dir
     if not is_primary():  # several processes: process 0 alone writes the folder (it holds every seed's results)
@@ -159,7 +175,14 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
     tmp.mkdir(parents=True)
     try:
         rows, values = sweep_rows(cfg, seeds)  # a sweep's rows: the grid x the seeds
-        _write(tmp, cfg, task, rows, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values)
+        es = None
+        if result.early_stop is not None:  # every row recorded; the results hold the kept rows only
+            held_pred = predictions(task, result.early_stop["held_logits"], early.held.extras)
+            es = early_stop_lib.results(result.early_stop, early, cfg, rows, values, task.primary_metric, held_pred)
+            kept = result.early_stop["kept_rows"]
+            rows = Seeds(*(tuple(s[i] for i in kept) for s in (rows.init, rows.order, rows.dropout)))
+            values = {k: [v[i] for i in kept] for k, v in values.items()}
+        _write(tmp, cfg, task, rows, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values, es)
         example_table.write_run(tmp, task, {s: e.texts for s, e in dev_ex.items()})
         checkpoint_lib.move_results(tmp, cfg)
     except BaseException:
@@ -168,7 +191,8 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
     return out
 
 
-def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values):
+def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values,
+           early_stop=None):
     majority = None if task.is_regression else data_lib.majority_class(train_enc.label_N)
     splits = list(dev_enc)
     split_task = {s: task for s in splits} | eval_tasks(cfg, task)
@@ -201,6 +225,8 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
     _leave_out_diverged(metrics, result.diverged_S,
                         lambda keep: {s: split_metrics(split_task[s], preds[s][keep], dev_enc[s].label_N, majority,
                                                          dev_enc[s].extras) for s in splits})
+    if early_stop is not None:  # metrics.json's early_stop section; early_stop.npz: the held-out ids and scores
+        early_stop_lib.write(folder, *early_stop, metrics)
     (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
     resolved = to_dict(cfg)  # majority: the training set's majority class, for baselines recomputed later
     if cfg.checkpoint_dir:  # absolute, so `jaxseed export` finds the weights from anywhere
@@ -262,6 +288,9 @@ def summary_table(metrics: dict, seeds=None) -> str:
         lines.append(f"{metrics['task']} / {split}  ({m['num_examples']} examples, {metrics['num_seeds']} seeds)")
         lines.append("  seed  " + "  ".join(f"{n:>9}" for n in names))
         diverged = {d["seed"]: d["step"] for d in metrics.get("diverged", [])}
+        es = metrics.get("early_stop")
+        if es:  # the rows are the kept seeds
+            seeds = Seeds(*zip(*[(r["init"], r["order"], r["dropout"]) for r in es["seeds"] if r["kept"]]))
         for i in range(metrics["num_seeds"]):
             tag = "" if seeds is None else f" (init {seeds.init[i]}, order {seeds.order[i]}, dropout {seeds.dropout[i]})"
             tag += f"  diverged at step {diverged[i]}" if i in diverged else ""
@@ -283,4 +312,6 @@ def summary_table(metrics: dict, seeds=None) -> str:
             u = m["units"]
             lines.append(f"  per {u['unit']} ({u['num_units']}): all seeds agree on {u['consistency']:.1%}, "
                          f"all seeds right on {u['correct_consistency']:.1%}")
+    if metrics.get("early_stop"):
+        lines.append(early_stop_lib.summary_line(metrics["early_stop"]))
     return "\n".join(lines)

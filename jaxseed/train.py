@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import math
 import time
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -25,11 +24,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from jaxseed import checkpoint as checkpoint_lib
+from jaxseed import early_stop as early_stop_lib
 from jaxseed.models import encoder as model_lib
 from jaxseed import models, planner
 from jaxseed.checkpoint import Preempted
 from jaxseed.config import Config, ConfigError, Seeds, sweep_rows
 from jaxseed.models import lora as lora_lib
+from jaxseed.optim import lr_factor, make_optimizer, stop_on_nonfinite  # noqa: F401 (public here too)
 from jaxseed.distributed import is_primary, to_host
 from jaxseed.data import Encoded
 
@@ -70,59 +71,11 @@ class Result:
     compile_s: float
     train_s: float
     diverged_S: np.ndarray | None = None  # per seed: the step its loss or gradient norm became non-finite; 0: never
+    early_stop: dict | None = None  # early_stop.train_kept's record; then the rows above are the kept seeds only
 
 
 def seed_keys(seeds_S, stream: int) -> jax.Array:
     return jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), stream))(jnp.asarray(seeds_S, jnp.uint32))
-
-
-def lr_factor(step, warmup, total):
-    """Linear warmup to 1, then linear decay to 0 at `total`: transformers' get_linear_schedule_with_warmup,
-    written here because optax's schedules take their lengths as Python ints, which would be baked in."""
-    step = jnp.asarray(step, jnp.float32)
-    up = step / jnp.maximum(warmup, 1)
-    down = (total - step) / jnp.maximum(total - warmup, 1)
-    return jnp.clip(jnp.where(step < warmup, up, down), 0.0, 1.0)
-
-
-def _decay_mask(params):
-    # AdamW decays weight matrices and embeddings, not biases or LayerNorm scales (as transformers' Trainer).
-    # LoRA's A and B are decayed too, as the Trainer does for every weight that is not a bias or a norm.
-    return jax.tree_util.tree_map_with_path(
-        lambda path, _: path[-1].key in ("kernel", "embedding") + lora_lib.ADAPTER_LEAVES, params)
-
-
-class StopState(NamedTuple):
-    inner: Any
-    count: jax.Array  # steps taken
-    diverged: jax.Array  # the step (1-based) at which loss or gradient norm became non-finite; 0: healthy
-
-
-def stop_on_nonfinite(inner: optax.GradientTransformation) -> optax.GradientTransformationExtraArgs:
-    """From the first step whose loss (`value`) or gradient norm is not finite, the seed's updates are zero and
-    its optimizer state stays put: a diverged seed stops inside the compiled step, and the others never notice."""
-
-    def init(params):
-        return StopState(inner.init(params), jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32))
-
-    def update(grads, state, params=None, *, value=None, **extra):
-        finite = jnp.isfinite(optax.tree.norm(grads)) & jnp.isfinite(jnp.asarray(1.0 if value is None else value))
-        diverged = jnp.where((state.diverged == 0) & ~finite, state.count + 1, state.diverged)
-        updates, inner_state = inner.update(grads, state.inner, params)
-        ok = diverged == 0
-        updates = jax.tree.map(lambda u: jnp.where(ok, u, jnp.zeros_like(u)), updates)
-        inner_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), inner_state, state.inner)
-        return updates, StopState(inner_state, state.count + 1, diverged)
-
-    return optax.GradientTransformationExtraArgs(init, update)
-
-
-def make_optimizer(spec: StepSpec, hp: dict) -> optax.GradientTransformation:
-    schedule = lambda count: hp["learning_rate"] * lr_factor(count, hp["warmup_steps"], hp["total_steps"])
-    return stop_on_nonfinite(optax.chain(
-        optax.clip_by_global_norm(spec.max_grad_norm),
-        optax.adamw(schedule, spec.adam_b1, spec.adam_b2, spec.adam_eps, weight_decay=hp["weight_decay"],
-                    mask=_decay_mask)))
 
 
 def _logits(spec: StepSpec, params, batch, dropout_key=None):
@@ -257,8 +210,9 @@ def _to_device(enc: Encoded, sharding, pad_to: int = 1) -> dict:
 
 
 def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: Encoded, dev_encs: dict,
-               progress: bool = True, checkpoints: bool = False):
+               progress: bool = True, checkpoints: bool = False, early=None):
     """Returns train(seeds) -> Result: the whole run for any set of seeds, in chunks of cfg.seed_chunk.
+    early: an early_stop.Plan, to start every seed and train only the best to the end (early_stop.py).
 
     With swept hyperparameters (lists in the config) the rows are config.sweep_rows: the grid times the seeds,
     all in the same compiled step, since the values enter it as per-row arrays. With checkpoints, each chunk
@@ -274,6 +228,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     train_data = _to_device(train_enc, shared)
     dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
+    held_data = None if early is None else _to_device(early.held, shared, cfg.eval_batch_size)
     n_train = train_enc.ids_NxL.shape[0]
     total, _ = num_steps(cfg, n_train)
     steps_per_epoch = n_train // cfg.batch_size
@@ -281,10 +236,12 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     frozen = {"backbone": jax.device_put(pretrained.backbone, shared)} if cfg.train_mode != "full" else {}
     pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
 
+    def evaluate_slots(slots, data, n_seeds, n):  # logits [n_seeds, n, C] on the host
+        out = [evaluate(spec, cfg.eval_batch_size, sl["trained"], frozen, data) for sl in slots]
+        return to_host(jnp.concatenate(out) if len(out) > 1 else out[0])[:n_seeds, :n]
+
     def evaluate_all(slots, n_seeds):
-        cat = lambda xs: jnp.concatenate(xs) if len(xs) > 1 else xs[0]
-        return {s: to_host(cat([evaluate(spec, cfg.eval_batch_size, sl["trained"], frozen, d) for sl in slots]))
-                [:n_seeds, :len(dev_encs[s].label_N)] for s, d in dev_data.items()}
+        return {s: evaluate_slots(slots, d, n_seeds, len(dev_encs[s].label_N)) for s, d in dev_data.items()}
 
     eval_steps = [t for t in range(1, total) if cfg.eval_every and t % cfg.eval_every == 0]
 
@@ -313,7 +270,10 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             trained["backbone"] = init_adapters(encoder, lora, init_k)
         return jax.device_put(trained, per_seed)
 
-    def train_chunk(seeds: Seeds, values: dict, chunk_size: int, bar_desc: str, ck=None, stop=None):
+    def train_chunk(seeds: Seeds, values: dict, chunk_size: int, bar_desc: str, ck=None, stop=None, until=None,
+                    state=None):
+        """until: stop at that step and return the state and held-out logits (early stop's phase 1); state:
+        go on from it (phase 2: {trained, opt, loss, history, step}, padded to chunk_size)."""
         n_real = len(seeds)
         fill = lambda v: np.asarray(list(v) + [v[-1]] * (chunk_size - n_real))  # padded seeds are dropped at the end
         init_k, order_k, drop_k = (jax.device_put(seed_keys(fill(v), st), per_seed) for v, st in
@@ -322,10 +282,17 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         k = slot_size(cfg.seed_loop, ndev, chunk_size)
         slots = [{"init": i, "order": o, "drop": d, "hp": h} for i, o, d, h in
                  zip(*(split_slots(x, k, per_seed) for x in (init_k, order_k, drop_k, hp)))]
-        for sl in slots:  # each slot's state is built in its own buffers: no stacked copy to split
-            sl["trained"] = init_trained(sl["init"], k)
-            sl["opt"] = init_opt(sl["trained"])
-        losses, history, start = [], [], 0
+        if state is None:
+            for sl in slots:  # each slot's state is built in its own buffers: no stacked copy to split
+                sl["trained"] = init_trained(sl["init"], k)
+                sl["opt"] = init_opt(sl["trained"])
+            losses, history, start = [], [], 0
+        else:
+            for key in ("trained", "opt"):
+                for sl, part in zip(slots, split_slots(jax.device_put(state[key], per_seed), k, per_seed)):
+                    sl[key] = part
+            losses, history, start = list(state["loss"]), list(state["history"]), state["step"]
+        end = total if until is None else until
         if ck is not None and ck.latest() is not None:  # resume: the arrays of the latest complete checkpoint
             start, state = ck.restore(pack(slots, losses, history, chunk_size, n_real))
             for key in ("trained", "opt"):
@@ -336,8 +303,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             history = [(e, {s: evals[s][i] for s in dev_encs}) for i, e in enumerate(eval_steps) if e <= start]
         meta = {"seeds": {"init": list(seeds.init), "order": list(seeds.order), "dropout": list(seeds.dropout)}}
         t0, compile_s = time.perf_counter(), 0.0
-        bar = tqdm(range(start, total), desc=bar_desc, unit="step", disable=not progress or not is_primary(),
-                   initial=start, total=total)
+        bar = tqdm(range(start, end), desc=bar_desc, unit="step", disable=not progress or not is_primary(),
+                   initial=start, total=end)
         for t in bar:
             if ck is not None:
                 ck.kill_before_step(t)
@@ -353,27 +320,31 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             if t == start:
                 jax.block_until_ready(loss)
                 compile_s = time.perf_counter() - t0  # the first step holds compilation
-            if (t + 1) % cfg.log_every == 0 or t + 1 == total:
+            if (t + 1) % cfg.log_every == 0 or t + 1 == end:
                 l = to_host(loss)[:n_real]  # every process: a collective across hosts
                 bar.set_postfix(loss=f"{l.mean():.4f}", spread=f"{l.min():.3f}-{l.max():.3f}")
             if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < total:
                 history.append((t + 1, evaluate_all(slots, n_real)))
-            stopping = stop is not None and stop.requested is not None and t + 1 < total
-            if ck is not None and (ck.due(t + 1) or stopping):
+            stopping = stop is not None and stop.requested is not None and t + 1 < end
+            if ck is not None and (ck.due(t + 1) or t + 1 == end or stopping):
                 ck.save(t + 1, pack(slots, losses, history, chunk_size, n_real), meta)
             if stopping:
                 ck.finish()
                 raise Preempted(f"stopped by {stop.name} at step {t + 1} of {total} ({bar_desc}); "
                                 f"checkpoint written to {ck.dir}")
         bar.close()
-        logits = evaluate_all(slots, n_real)
         trained, opt = (join_slots([sl[key] for sl in slots], per_seed) for key in ("trained", "opt"))
         loss_TxS = np.array(to_host(jnp.stack(losses)))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
+        train_s = time.perf_counter() - t0 - compile_s
+        if until is not None:  # the state at `until`, and every seed's logits on the held-out examples
+            held = evaluate_slots(slots, held_data, n_real, len(early.held.label_N))
+            return (jax.tree.map(lambda x: to_host(x)[:n_real], {"trained": trained, "opt": opt}), loss_TxS, history,
+                    held, compile_s, train_s)
+        logits = evaluate_all(slots, n_real)
         diverged_S = to_host(opt.diverged)[:n_real]
         for s, d in enumerate(diverged_S):  # a stopped seed's later losses are of frozen, broken weights: not shown
             if d:
                 loss_TxS[d:, s] = np.nan
-        train_s = time.perf_counter() - t0 - compile_s
         return (logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: to_host(x)[:n_real], trained),
                 diverged_S)
 
@@ -398,25 +369,32 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         # seed_chunk null: as many seeds a chunk as fit in free memory; a resumed run keeps its first chunk size
         size = plan() if not checkpoints else checkpoint_lib.chunk_size(cfg, plan)
         size = -(-size // ndev) * ndev  # pad each chunk to a multiple of the devices
-        parts = []
+        record = None
         with checkpoint_lib.StopSignals() if checkpoints else contextlib.nullcontext() as stop:
-            for k, start in enumerate(range(0, len(seeds), size)):
-                sl = slice(start, start + size)
-                chunk = Seeds(seeds.init[sl], seeds.order[sl], seeds.dropout[sl])
-                ck = checkpoint_lib.ChunkCheckpoints(cfg, k, total) if checkpoints else None
+            def run_chunk(k, rows, chunk_size, prefix="chunk", what="seeds", **kw):  # rows: indices into seeds
+                chunk = Seeds(*(tuple(s[i] for i in rows) for s in (seeds.init, seeds.order, seeds.dropout)))
+                ck = checkpoint_lib.ChunkCheckpoints(cfg, k, total, prefix) if checkpoints else None
                 try:
-                    parts.append(train_chunk(chunk, {n: v[sl] for n, v in values.items()}, size,
-                                             f"seeds {start}-{start + len(chunk) - 1}", ck, stop))
+                    out = train_chunk(chunk, {n: [v[i] for i in rows] for n, v in values.items()}, chunk_size,
+                                      f"{what} {rows[0]}-{rows[-1]}", ck, stop, **kw)
                     if ck is not None:
                         ck.finish(final_only=True)
+                    return out
                 except jax.errors.JaxRuntimeError as e:  # out of memory: one line naming a seed_chunk that fits
                     if "RESOURCE_EXHAUSTED" not in str(e):
                         raise
-                    if ck is not None and k == 0 and ck.latest() is None:  # nothing to resume: a plain re-run
-                        ck.finish()                                       # with the suggested seed_chunk works
+                    if ck is not None and k == 0 and prefix == "chunk" and ck.latest() is None:  # nothing to resume:
+                        ck.finish()                                  # a plain re-run with the suggested seed_chunk works
                         checkpoint_lib.remove(cfg)
-                    raise ConfigError(planner.oom_message(plan_cfg, encoder, task.num_labels, size, train_enc.length,
-                                                          ndev)) from None
+                    raise ConfigError(planner.oom_message(plan_cfg, encoder, task.num_labels, chunk_size,
+                                                          train_enc.length, ndev)) from None
+
+            chunks = [list(range(start, min(start + size, len(seeds)))) for start in range(0, len(seeds), size)]
+            if early is None:
+                parts = [run_chunk(k, rows, size) for k, rows in enumerate(chunks)]
+            else:  # every seed to step T, then the best to the end, fewer a program
+                parts, record = early_stop_lib.train_kept(early, run_chunk, chunks, size, ndev, total)
+                values = {n: [v[i] for i in record["kept_rows"]] for n, v in values.items()}  # the rows trained on
         logits = {s: np.concatenate([p[0][s] for p in parts]) for s in dev_encs}
         history = [(step, {s: np.concatenate([p[2][i][1][s] for p in parts]) for s in dev_encs})
                    for i, (step, _) in enumerate(parts[0][2])]
@@ -425,7 +403,8 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                                                                        hp_rows["warmup_steps"], total))
         loss = np.concatenate([p[1] for p in parts], axis=1)
         trained = jax.tree.map(lambda *xs: np.concatenate(xs), *[p[5] for p in parts])
-        return Result(logits, loss, lr, history, trained, sum(p[3] for p in parts), sum(p[4] for p in parts),
-                      np.concatenate([p[6] for p in parts]))
+        phase1 = (0.0, 0.0) if record is None else (record["compile_s"], record["train_s"])
+        return Result(logits, loss, lr, history, trained, phase1[0] + sum(p[3] for p in parts),
+                      phase1[1] + sum(p[4] for p in parts), np.concatenate([p[6] for p in parts]), record)
 
     return train
