@@ -5,8 +5,9 @@ Same work: the same random-init model config, S seeds, per-seed batch B of synth
 linear warmup then decay, global-norm clipping 1.0 per seed), dropout 0.1, binary classification.
 
 Contenders (each (contender, model, S) runs in its own subprocess, so peak RSS does not mix):
-  jaxseed          the engine as `jaxseed run` sets it up: S seeds in one program (jaxseed.train.train_step),
-                   looped with lax.map inside it on CPU, vmapped on accelerators (jaxseed.train.seed_groups)
+  jaxseed          the engine as `jaxseed run` sets it up: S seeds stepped by one compiled program
+                   (jaxseed.train.train_step), in slots of one seed a device on CPU, all vmapped on accelerators
+                   (jaxseed.train.slot_size)
   jaxseed-vmap     S seeds vmapped in one program, on every backend (seed_loop: false)
   jaxseed-seq      the S=1 program, run for the S seeds one after another
   jaxseed-bf16     jaxseed with dtype bfloat16 (float32 master weights)
@@ -207,9 +208,9 @@ def worker_jax(a: dict) -> dict:
     remat = a["contender"] == "jaxseed-remat"
     seq = a["contender"] == "jaxseed-seq"
     enc = model_lib.EncoderConfig.from_hf(a["hf_config"])
-    groups = 0 if a["contender"] == "jaxseed-vmap" else T.seed_groups(None, len(jax.devices()))
-    loop = groups > 0
-    spec = T.StepSpec(enc, NUM_LABELS, B, dtype, remat, seed_groups=groups)
+    vmap = a["contender"] == "jaxseed-vmap"
+    loop = not vmap and T.slot_size(None, len(jax.devices()), 0) == len(jax.devices())
+    spec = T.StepSpec(enc, NUM_LABELS, B, dtype, remat)
     mesh = T.seed_mesh()
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     ids, mask, types, label = synthetic(a["n_examples"], L, enc.vocab_size)
@@ -226,23 +227,28 @@ def worker_jax(a: dict) -> dict:
     def run(seeds: list[int], n_steps: int):
         t0 = time.perf_counter()
         n = len(seeds)
-        keys = [jax.device_put(T.seed_keys(np.asarray(seeds), st), per_seed)
-                for st in (T.STREAM_INIT, T.STREAM_ORDER, T.STREAM_DROPOUT)]
-        trained = {"head": T.init_heads(enc, NUM_LABELS, keys[0], None),
-                   "backbone": jax.tree.map(lambda x: jnp.broadcast_to(x, (n,) + x.shape), backbone)}
-        trained = jax.device_put(trained, per_seed)
-        opt = jax.jit(jax.vmap(T.make_optimizer(spec, hp_of(1)).init), out_shardings=per_seed)(trained)
-        hp = hp_of(n)
-        perm = T.epoch_permutations(keys[1], 0, ids.shape[0])
-        jax.block_until_ready((opt, perm))
+        k = n if vmap else T.slot_size(None, len(jax.devices()), n)
+        keys = [T.seed_keys(np.asarray(seeds), st) for st in (T.STREAM_INIT, T.STREAM_ORDER, T.STREAM_DROPOUT)]
+        slots = []
+        for i in range(0, n, k):  # as jaxseed.train.make_train: each slot its own buffers
+            init, order, drop = (jax.device_put(x[i:i + k], per_seed) for x in keys)
+            trained = jax.device_put({"head": T.init_heads(enc, NUM_LABELS, init, None),
+                                      "backbone": jax.tree.map(lambda x: jnp.broadcast_to(x, (k,) + x.shape), backbone)},
+                                     per_seed)
+            opt = jax.jit(jax.vmap(T.make_optimizer(spec, hp_of(1)).init), out_shardings=per_seed)(trained)
+            slots.append({"trained": trained, "opt": opt, "perm": T.epoch_permutations(order, 0, ids.shape[0]),
+                          "hp": hp_of(k), "drop": drop})
+        jax.block_until_ready(slots)
         setup = time.perf_counter() - t0
         times, losses = [], []
         for t in range(n_steps):
             t0 = time.perf_counter()
-            trained, opt, loss = T.train_step(spec, trained, opt, perm, hp, keys[2], {}, data, jnp.int32(t))
-            jax.block_until_ready(loss)
+            for sl in slots:
+                sl["trained"], sl["opt"], sl["loss"] = T.train_step(spec, sl["trained"], sl["opt"], sl["perm"], sl["hp"],
+                                                                    sl["drop"], {}, data, jnp.int32(t))
+            jax.block_until_ready([sl["loss"] for sl in slots])
             times.append(time.perf_counter() - t0)
-            losses.append(float(np.asarray(loss).mean()))
+            losses.append(float(np.mean([np.asarray(sl["loss"]).mean() for sl in slots])))
         return times, setup, losses
 
     meter = OthersMeter()
@@ -565,10 +571,11 @@ def worker(a: dict) -> dict:
 
 def run_one(a: dict, timeout: float, host_malloc: str) -> dict:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
-    if host_malloc == "tuned":  # what JAXSEED_HOST_MALLOC=tuned makes `jaxseed run` set, for every contender
-        from jaxseed.cli import HOST_MALLOC_ENV
+    from jaxseed.cli import HOST_MALLOC_ENV
 
-        env |= HOST_MALLOC_ENV
+    if host_malloc == "as-run":  # jaxseed as `jaxseed run` sets it up (its default allocator); others as they come
+        host_malloc = "hugepages" if a["contender"].startswith("jaxseed") else "default"
+    env |= HOST_MALLOC_ENV[host_malloc]
     try:
         p = subprocess.run([sys.executable, __file__, "--worker", json.dumps(a)], capture_output=True, text=True,
                            env=env, timeout=timeout, cwd=ROOT)
@@ -618,6 +625,16 @@ def finish(row: dict, a: dict, peak: float):
     return row
 
 
+HOST_MALLOC_TEXT = {
+    "as-run": "each contender as its users run it: jaxseed rows with what `jaxseed run` sets by default "
+              "(JAXSEED_HOST_MALLOC=hugepages: GLIBC_TUNABLES=glibc.malloc.hugetlb=1), PyTorch rows with glibc defaults",
+    "default": "glibc defaults, for every contender alike",
+    "hugepages": "GLIBC_TUNABLES=glibc.malloc.hugetlb=1 (JAXSEED_HOST_MALLOC=hugepages), for every contender alike",
+    "tuned": "glibc malloc tuned as JAXSEED_HOST_MALLOC=tuned sets it (MALLOC_ARENA_MAX=1, MALLOC_MMAP_MAX_=0, "
+             "MALLOC_TRIM_THRESHOLD_=2^36), for every contender alike",
+}
+
+
 def markdown(meta: dict, rows: list[dict]) -> str:
     f = lambda v, p=2: "n/a" if v is None else (f"{v:.{p}f}" if isinstance(v, float) else str(v))
     lines = [f"# Training throughput: {meta['out']}", "",
@@ -627,9 +644,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
              f"Measured dense {meta['peak']['dtype']} matmul peak: {meta['peak']['peak_flops'] / 1e9:.0f} GFLOP/s "
              f"({', '.join(f'{k} {v}' for k, v in meta['peak']['measured'].items())} GFLOP/s); MFU is relative to it.", "",
              "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()), "",
-             "Host allocator: " + ("glibc malloc tuned as JAXSEED_HOST_MALLOC=tuned sets it (" + ", ".join(
-                 f"{k}={v}" for k, v in meta["host_malloc_env"].items()) + "), for every contender alike"
-                 if meta.get("host_malloc") == "tuned" else "glibc defaults") + ".", "",
+             "Host allocator: " + HOST_MALLOC_TEXT.get(meta.get("host_malloc", "default"),
+                                                       f"{meta.get('host_malloc')}, for every contender alike") + ".", "",
              f"Same work per contender: B={meta['batch_size']} per seed, L={meta['seq_len']}, AdamW + linear schedule + "
              f"clipping, dropout 0.1, random-init weights, synthetic tokens. Step time = median over the timed steps "
              f"(`steps` column) after {meta['warmup']} warm-up steps; seed-runs/h for a {SCHEDULE_STEPS}-step schedule "
@@ -703,8 +719,9 @@ def main(argv=None):
     p.add_argument("--skip", default="", help="contender@S pairs to leave out, e.g. torch-func@8 (for time)")
     p.add_argument("--rescore", action="store_true",
                    help="recompute the planner's estimates in an existing NAME.json with the current planner, rewrite NAME.md")
-    p.add_argument("--host-malloc", choices=["tuned", "default"], default="default",
-                   help="glibc malloc for every contender alike: defaults, or as JAXSEED_HOST_MALLOC=tuned sets it")
+    p.add_argument("--host-malloc", choices=["as-run", "hugepages", "tuned", "default"], default="as-run",
+                   help="glibc malloc: as-run (jaxseed rows as `jaxseed run` sets it, i.e. hugepages; the others "
+                        "glibc defaults), or one JAXSEED_HOST_MALLOC setting for every contender alike")
     p.add_argument("--worker")
     args = p.parse_args(argv)
     if args.rescore:
@@ -727,10 +744,9 @@ def main(argv=None):
             "hardware": hardware(), "gpu": str(jax.devices()[0]) if gpu else None, "peak": peak,
             "versions": versions(), "batch_size": args.batch_size, "seq_len": args.seq_len, "warmup": args.warmup,
             "steps": args.steps, "schedule_steps": SCHEDULE_STEPS, "host_malloc": args.host_malloc}
-    if args.host_malloc == "tuned":
-        from jaxseed.cli import HOST_MALLOC_ENV
+    from jaxseed.cli import HOST_MALLOC_ENV
 
-        meta["host_malloc_env"] = HOST_MALLOC_ENV
+    meta["host_malloc_env"] = HOST_MALLOC_ENV
     rows = []
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,12 +13,21 @@ import os
 import platform
 import sys
 
-# Opt-in (JAXSEED_HOST_MALLOC=tuned): glibc malloc kept from returning freed memory to the OS. XLA:CPU frees
-# and re-allocates hundreds of MB every step and by default page-faults them back in (MiniLM, B=16, L=128, one
-# seed: 228k faults and 0.54 s of kernel time a step). Measured: 1.53 -> 1.24 s a step at S=1, 5.85 -> 5.43 s at
-# S=4, but peak RSS twice as high (1.7 -> 3.4 GB, 3.5 -> 7.4 GB), which the planner does not model: so not the
-# default (benchmarks/NOTES.md). glibc reads these at start-up only, hence the re-start.
-HOST_MALLOC_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**36)}
+# The host allocator, set by re-starting `jaxseed run` once (glibc reads it at start-up only). XLA:CPU frees and
+# re-allocates hundreds of MB every step; glibc serves such blocks with fresh mmaps, so every step page-faults
+# them in again, 4 KiB at a time (MiniLM, B=16, L=64, one seed: 140k faults and 0.27 s of kernel time a step).
+# JAXSEED_HOST_MALLOC:
+#   hugepages (default)  glibc.malloc.hugetlb=1: those mmaps get transparent huge pages, so the same memory
+#                        faults in 2 MiB at a time (760 faults a step) and the peak RSS is unchanged
+#                        (benchmarks/NOTES.md); a no-op where the kernel's THP setting is "never"
+#   tuned                glibc keeps freed memory (no mmap, no trim): as fast, but peak RSS twice as high, which
+#                        the planner does not model
+#   default              glibc as it comes
+HOST_MALLOC_ENV = {
+    "hugepages": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},
+    "tuned": {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**36)},
+    "default": {},
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,12 +66,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def host_env(environ: dict, libc: str | None = None) -> dict | None:
-    """The environment to re-start `jaxseed run` with, or None to go on as is: unless JAXSEED_HOST_MALLOC=tuned
-    on glibc and not yet set (values the user set win)."""
+    """The environment to re-start `jaxseed run` with, or None to go on as is: JAXSEED_HOST_MALLOC's setting
+    (hugepages unless told otherwise) on glibc, when not yet in place; values the user set win."""
     libc = platform.libc_ver()[0] if libc is None else libc
-    if libc != "glibc" or environ.get("JAXSEED_HOST_MALLOC") != "tuned" or HOST_MALLOC_ENV.keys() <= environ.keys():
+    mode = environ.get("JAXSEED_HOST_MALLOC", "hugepages")
+    if libc != "glibc" or mode not in HOST_MALLOC_ENV:
         return None
-    return HOST_MALLOC_ENV | dict(environ)
+    env = dict(environ)
+    for key, value in HOST_MALLOC_ENV[mode].items():
+        if key == "GLIBC_TUNABLES":  # a colon-separated list: add ours unless the user set that tunable
+            have = environ.get(key, "")
+            if value.split("=")[0] not in have:
+                env[key] = f"{have}:{value}" if have else value
+        else:
+            env.setdefault(key, value)
+    return None if env == dict(environ) else env
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,10 @@ Memory of a chunk of S seeds on one device, in bytes (P = parameter count, 4 = f
                 Not on CPU: there the measured peak with remat equals the peak without (MiniLM, S=1:
                 1726 vs 1716 MB RSS; XLA's temp buffers 875 vs 878 MB), so no saving is counted.
       head:     no backbone gradient, so no saved activations: one layer's full set as working memory.
-      seed loop (CPU default, `seed_loop`): a device steps its seeds one after another inside the program, so
-                only one seed's activations are live at a time: they move from per_seed to fixed.
+      seed loop (CPU default, `seed_loop`): a device steps its seeds one after another (train.slot_size), each
+                seed's state in its own buffers, so only one seed's activations, gradients and update temporary
+                are live at a time: they move to fixed, and per_seed keeps the PERSISTENT_COPIES a seed holds
+                between steps.
       lora:     the base is frozen and shared: counted once in `fixed`, at its own dtype (bfloat16 by default
                 for decoders); P_trained = adapters + head; the activations are those of full mode (the
                 gradient reaches the adapters of the first layer, so every layer saves its tensors). A bfloat16
@@ -44,6 +46,7 @@ import math
 from jaxseed.config import ConfigError
 
 STATE_COPIES = 5  # params, grads, Adam m, Adam v, the update temporary
+PERSISTENT_COPIES = 3  # params, Adam m, Adam v: what a seed holds between its steps
 K_ACT = 30.0  # float32 [B, L, H] tensors saved per layer (fitted to MiniLM S=1/4/8 peak RSS, benchmarks/NOTES.md)
 K_ATTN = 4.0  # float32 [B, heads, L, L] tensors saved per layer
 BF16_FACTOR = 0.6  # activations with bfloat16 matmul outputs, relative to float32
@@ -111,8 +114,10 @@ def estimate(encoder, num_labels: int, batch: int, length: int, dtype: str = "fl
     fixed = base_bytes * p_backbone + (RUNTIME_OVERHEAD_CPU if platform == "cpu" else 0)
     if base_bytes == 2 and dtype == "float32":  # XLA upcasts the bfloat16 base's matrices once a step, kept for backward
         fixed += 4 * encoder.num_params(include_embeddings=False)
-    if seed_loop:
-        return Estimate(int(fixed + activations), int(state), int(state), int(activations))
+    if seed_loop:  # one seed's transient state and activations at a time
+        persistent = PERSISTENT_COPIES * 4 * trained
+        return Estimate(int(fixed + activations + state - persistent), int(persistent), int(persistent),
+                        int(activations))
     return Estimate(int(fixed), int(state + activations), int(state), int(activations))
 
 

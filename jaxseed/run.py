@@ -146,7 +146,9 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
 
     if checkpoint_lib.is_complete(cfg):
         return cfg.resolved_output_dir
+    phases = {"started_at": time.time()}  # the run's phases in metrics.json's timing (benchmarks/bench_study.py)
     task, seeds, model_dir, pretrained, train_ex, dev_ex = prepare(cfg)
+    phases["load_s"] = time.time() - phases["started_at"]
     if cfg.overwrite and not cfg.resume:  # a fresh start: an earlier run's checkpoints must not be resumed
         checkpoint_lib.remove(cfg)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -156,6 +158,7 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
         enc = lambda ex: data_lib.encode(tokenizer, ex, cfg.max_length)
     train_enc = enc(train_ex)
     dev_enc = {s: enc(e) for s, e in dev_ex.items()}
+    phases["tokenize_s"] = time.time() - phases["started_at"] - phases["load_s"]
     early = None
     if cfg.early_stop:  # a fixed part of the training set, removed from training, chooses the seeds kept
         train_enc, held_enc = early_stop_lib.split(train_enc, cfg.early_stop, cfg.batch_size)
@@ -182,7 +185,8 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
             kept = result.early_stop["kept_rows"]
             rows = Seeds(*(tuple(s[i] for i in kept) for s in (rows.init, rows.order, rows.dropout)))
             values = {k: [v[i] for i in kept] for k, v in values.items()}
-        _write(tmp, cfg, task, rows, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values, es)
+        _write(tmp, cfg, task, rows, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values, es,
+               phases)
         example_table.write_run(tmp, task, {s: e.texts for s, e in dev_ex.items()})
         checkpoint_lib.move_results(tmp, cfg)
     except BaseException:
@@ -192,7 +196,7 @@ def run(cfg: Config, progress: bool = True, hp: dict | None = None) -> Path:
 
 
 def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, result, total, warmup, model_dir, values,
-           early_stop=None):
+           early_stop=None, phases=None):
     majority = None if task.is_regression else data_lib.majority_class(train_enc.label_N)
     splits = list(dev_enc)
     split_task = {s: task for s in splits} | eval_tasks(cfg, task)
@@ -220,8 +224,9 @@ def _write(folder: Path, cfg, task, seeds, pretrained, train_enc, dev_enc, resul
                "splits": {s: split_metrics(split_task[s], preds[s], dev_enc[s].label_N, majority, dev_enc[s].extras)
                           for s in splits},
                "history": history, "sweep": _sweep_metrics(cfg, split_task, preds, dev_enc, majority, values),
-               "timing": {"compile_s": result.compile_s, "train_s": result.train_s,
-                          "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
+               "timing": (phases or {}) | {"compile_s": result.compile_s, "train_s": result.train_s,
+                                           "eval_s": result.eval_s,
+                                           "steps_per_s": total / result.train_s if result.train_s > 0 else None}}
     _leave_out_diverged(metrics, result.diverged_S,
                         lambda keep: {s: split_metrics(split_task[s], preds[s][keep], dev_enc[s].label_N, majority,
                                                          dev_enc[s].extras) for s in splits})

@@ -72,6 +72,7 @@ class Result:
     train_s: float
     diverged_S: np.ndarray | None = None  # per seed: the step its loss or gradient norm became non-finite; 0: never
     early_stop: dict | None = None  # early_stop.train_kept's record; then the rows above are the kept seeds only
+    eval_s: float = 0.0  # the final evaluation of the dev splits
 
 
 def seed_keys(seeds_S, stream: int) -> jax.Array:
@@ -333,6 +334,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 raise Preempted(f"stopped by {stop.name} at step {t + 1} of {total} ({bar_desc}); "
                                 f"checkpoint written to {ck.dir}")
         bar.close()
+        jax.block_until_ready([sl.get("loss") for sl in slots])  # the steps still in flight count as training
         trained, opt = (join_slots([sl[key] for sl in slots], per_seed) for key in ("trained", "opt"))
         loss_TxS = np.array(to_host(jnp.stack(losses)))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
         train_s = time.perf_counter() - t0 - compile_s
@@ -340,13 +342,15 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             held = evaluate_slots(slots, held_data, n_real, len(early.held.label_N))
             return (jax.tree.map(lambda x: to_host(x)[:n_real], {"trained": trained, "opt": opt}), loss_TxS, history,
                     held, compile_s, train_s)
+        t_eval = time.perf_counter()
         logits = evaluate_all(slots, n_real)
+        eval_s = time.perf_counter() - t_eval
         diverged_S = to_host(opt.diverged)[:n_real]
         for s, d in enumerate(diverged_S):  # a stopped seed's later losses are of frozen, broken weights: not shown
             if d:
                 loss_TxS[d:, s] = np.nan
         return (logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: to_host(x)[:n_real], trained),
-                diverged_S)
+                diverged_S, eval_s)
 
     def _hp(values):  # per-row arrays from per-row values (config.sweep_rows)
         n = len(values["learning_rate"])
@@ -405,6 +409,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         trained = jax.tree.map(lambda *xs: np.concatenate(xs), *[p[5] for p in parts])
         phase1 = (0.0, 0.0) if record is None else (record["compile_s"], record["train_s"])
         return Result(logits, loss, lr, history, trained, phase1[0] + sum(p[3] for p in parts),
-                      phase1[1] + sum(p[4] for p in parts), np.concatenate([p[6] for p in parts]), record)
+                      phase1[1] + sum(p[4] for p in parts), np.concatenate([p[6] for p in parts]), record,
+                      sum(p[7] for p in parts))
 
     return train

@@ -78,10 +78,16 @@ def test_run_then_report(tmp_path, capsys, glue_dir, tiny_bert_dir):
 def test_host_env_sets_the_allocator_once():
     from jaxseed.cli import HOST_MALLOC_ENV, host_env
 
-    assert host_env({"PATH": "/bin"}, libc="glibc") is None  # opt-in only
-    env = host_env({"PATH": "/bin", "JAXSEED_HOST_MALLOC": "tuned"}, libc="glibc")
-    assert env == {"PATH": "/bin", "JAXSEED_HOST_MALLOC": "tuned", **HOST_MALLOC_ENV}
+    env = host_env({"PATH": "/bin"}, libc="glibc")  # by default: transparent huge pages for malloc's mmaps
+    assert env == {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"}
     assert host_env(env, libc="glibc") is None  # after the re-start: no loop
+    both = host_env({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}, libc="glibc")
+    assert both["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"  # the user's tunables kept
+    assert host_env({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, libc="glibc") is None  # the user's choice wins
+    assert host_env({"JAXSEED_HOST_MALLOC": "default"}, libc="glibc") is None
+    env = host_env({"PATH": "/bin", "JAXSEED_HOST_MALLOC": "tuned"}, libc="glibc")
+    assert env == {"PATH": "/bin", "JAXSEED_HOST_MALLOC": "tuned", **HOST_MALLOC_ENV["tuned"]}
+    assert host_env(env, libc="glibc") is None
     mine = host_env({"MALLOC_ARENA_MAX": "4", "JAXSEED_HOST_MALLOC": "tuned"}, libc="glibc")
     assert mine["MALLOC_ARENA_MAX"] == "4" and mine["MALLOC_MMAP_MAX_"] == "0"  # the user's value wins
-    assert host_env({"JAXSEED_HOST_MALLOC": "tuned"}, libc="") is None  # not glibc (musl, macOS): nothing to tune
+    assert host_env({}, libc="") is None  # not glibc (musl, macOS): nothing to set
