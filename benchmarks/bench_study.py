@@ -125,7 +125,10 @@ def main(argv=None):
     p.add_argument("--out", default="study_cpu")
     p.add_argument("--out-dir", default=str(RESULTS))
     p.add_argument("--max-wait", type=float, default=120.0)
+    p.add_argument("--smoke", action="store_true", help="2 seeds, 2 steps, 48 training examples, no waiting")
     a = p.parse_args(argv)
+    if a.smoke:
+        a.seeds, a.max_steps, a.max_train, a.max_wait = 2, 2, 48, 0
     a.model = a.model or minilm_dir()
     log = lambda m: print(m, file=sys.stderr, flush=True)
     env = os.environ | {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",

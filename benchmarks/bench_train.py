@@ -57,6 +57,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_summary  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 SCHEDULE_STEPS = 466  # 3 epochs of RTE at B=16: 3 * (2490 // 16) + 1 (Trainer rounds up) ~ 466
@@ -243,9 +246,7 @@ def worker_jax(a: dict) -> dict:
         times, losses = [], []
         for t in range(n_steps):
             t0 = time.perf_counter()
-            for sl in slots:
-                sl["trained"], sl["opt"], sl["loss"] = T.train_step(spec, sl["trained"], sl["opt"], sl["perm"], sl["hp"],
-                                                                    sl["drop"], {}, data, jnp.int32(t))
+            T.step_slots(spec, slots, {}, data, t)
             jax.block_until_ready([sl["loss"] for sl in slots])
             times.append(time.perf_counter() - t0)
             losses.append(float(np.mean([np.asarray(sl["loss"]).mean() for sl in slots])))
@@ -667,6 +668,7 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"{f(r.get('plan_meas_mb') if 'plan_est_mb' in r else None, 0)} | "
             f"{'n/a' if 'plan_err' not in r else format(r['plan_err'], '+.0%')} | {r['steps_timed']} | "
             f"{r['others_cores_before']}/{r['others_cores_during']} | {r['loadavg_before'][0]} |")
+    lines += bench_summary.markdown(rows)
     lines += ["", "peak device memory: n/a on CPU (the host RSS is the device memory).", ""]
     for r in rows:
         if r["contender"] == "gemm-floor" and "error" not in r:
@@ -722,6 +724,7 @@ def main(argv=None):
     p.add_argument("--host-malloc", choices=["as-run", "hugepages", "tuned", "default"], default="as-run",
                    help="glibc malloc: as-run (jaxseed rows as `jaxseed run` sets it, i.e. hugepages; the others "
                         "glibc defaults), or one JAXSEED_HOST_MALLOC setting for every contender alike")
+    p.add_argument("--repeats", type=int, default=1, help="run every row R times, round-robin (bench_summary.py)")
     p.add_argument("--worker")
     args = p.parse_args(argv)
     if args.rescore:
@@ -750,28 +753,28 @@ def main(argv=None):
     rows = []
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for model in args.models.split(","):
+    plan = [(rep, model, S, c) for rep in range(args.repeats) for model in args.models.split(",")
+            for S in [int(s) for s in args.seeds.split(",")] for c in args.contenders.split(",")]  # round-robin
+    for rep, model, S, c in plan:
         cfg = model_config(model)
-        for S in [int(s) for s in args.seeds.split(",")]:
-            for c in args.contenders.split(","):
-                if c not in CONTENDERS:
-                    raise SystemExit(f"unknown contender {c!r} (known: {', '.join(CONTENDERS)})")
-                if f"{c}@{S}" in args.skip.split(",") or (c == "jaxseed-breakdown" and S != 1):
-                    continue
-                a = dict(contender=c, model=model, seeds=S, batch_size=args.batch_size, seq_len=args.seq_len,
-                         steps=args.steps, warmup=args.warmup, hf_config=cfg,
-                         n_examples=max(args.batch_size * (args.steps + args.warmup), 64),
-                         flops_per_seed_step=flops_per_seed_step(cfg, args.batch_size, args.seq_len))
-                load = wait_quiet(args.quiet_cores, args.max_wait, log)
-                log(f"{model} {c} S={S} ...")
-                t0 = time.perf_counter()
-                row = {k: a[k] for k in ("contender", "model", "seeds", "batch_size", "seq_len")} | load
-                row |= finish(run_one(a, args.timeout, args.host_malloc), a, peak["peak_flops"])
-                row["wall_s"] = round(time.perf_counter() - t0, 1)
-                rows.append(row)
-                log(f"  -> {json.dumps({k: row.get(k) for k in ('step_time_s', 'examples_per_s', 'compile_s', 'peak_rss_mb', 'plan_est_mb', 'plan_meas_mb', 'others_cores_during', 'error')})}")
-                (out_dir / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-                (out_dir / f"{args.out}.md").write_text(markdown(meta, rows))
+        if c not in CONTENDERS:
+            raise SystemExit(f"unknown contender {c!r} (known: {', '.join(CONTENDERS)})")
+        if f"{c}@{S}" in args.skip.split(",") or (c == "jaxseed-breakdown" and S != 1):
+            continue
+        a = dict(contender=c, model=model, seeds=S, batch_size=args.batch_size, seq_len=args.seq_len,
+                 steps=args.steps, warmup=args.warmup, hf_config=cfg,
+                 n_examples=max(args.batch_size * (args.steps + args.warmup), 64),
+                 flops_per_seed_step=flops_per_seed_step(cfg, args.batch_size, args.seq_len))
+        load = wait_quiet(args.quiet_cores, args.max_wait, log)
+        log(f"{model} {c} S={S} (repeat {rep + 1} of {args.repeats}) ...")
+        t0 = time.perf_counter()
+        row = {k: a[k] for k in ("contender", "model", "seeds", "batch_size", "seq_len")} | load | {"repeat": rep}
+        row |= finish(run_one(a, args.timeout, args.host_malloc), a, peak["peak_flops"])
+        row["wall_s"] = round(time.perf_counter() - t0, 1)
+        rows.append(row)
+        log(f"  -> {json.dumps({k: row.get(k) for k in ('step_time_s', 'examples_per_s', 'compile_s', 'peak_rss_mb', 'plan_est_mb', 'plan_meas_mb', 'others_cores_during', 'error')})}")
+        (out_dir / f"{args.out}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+        (out_dir / f"{args.out}.md").write_text(markdown(meta, rows))
     log(f"wrote {out_dir / (args.out + '.json')} and .md")
 
 

@@ -59,7 +59,7 @@ class Config:
     log_every: int = 10
     dtype: str = "float32"  # compute dtype; parameters stay float32
     remat: bool = False
-    seed_loop: bool | None = None  # loop seeds inside the program instead of vmap; None: loop on CPU only
+    seed_loop: bool | None = None  # step seeds one a device at a time instead of vmap (train.slot_size); None: on CPU
     # Sweeps: learning_rate, weight_decay and warmup_ratio above may also be lists; see `sweep_rows`.
     # SuperGLUE diagnostics: extra evaluation sets scored with the model trained on `task`, e.g. [axb, axg] on RTE
     eval_tasks: list | None = None

@@ -76,7 +76,7 @@ def layer_activation_elems(batch: int, length: int, hidden: int, heads: int) -> 
 
 
 def loops_seeds(seed_loop: bool | None, platform: str) -> bool:
-    """Whether a device steps its seeds one after another (lax.map) rather than vmapped: `seed_loop`, or by
+    """Whether a device steps its seeds one after another (train.slot_size) rather than vmapped: `seed_loop`, or by
     default on CPU only, where XLA runs batched matmuls slower than the same matmuls one at a time."""
     return seed_loop if seed_loop is not None else platform == "cpu"
 

@@ -115,6 +115,19 @@ def train_step(spec, trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S, frozen, d
     return jax.vmap(one)(trained_S, opt_S, perm_SxN, hp_S, dropout_keys_S)
 
 
+def step_slots(spec, slots: list, frozen, data, step: int) -> None:
+    """One optimizer step of every slot (dicts of trained, opt, perm, hp, drop; loss is set): the same compiled
+    program for each, its donated state updated in place. With several slots each step waits for the one
+    before: XLA:CPU otherwise runs the queued programs at the same time, and two steps sharing the cores take
+    longer than one after the other (MiniLM, S = 8, L = 64: 0.72 against 0.68 s a seed-step)."""
+    step = jnp.int32(step)
+    for sl in slots:
+        sl["trained"], sl["opt"], sl["loss"] = train_step(spec, sl["trained"], sl["opt"], sl["perm"], sl["hp"],
+                                                          sl["drop"], frozen, data, step)
+        if len(slots) > 1:
+            sl["loss"].block_until_ready()
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def evaluate(spec, eval_batch, trained_S, frozen, data):
     """Logits [S, N, C] for N a multiple of eval_batch; batches run in a lax.map so the shape compiles once."""
@@ -238,7 +251,11 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     pooler = None if pretrained.pooler is None else jax.device_put(pretrained.pooler, shared)
 
     def evaluate_slots(slots, data, n_seeds, n):  # logits [n_seeds, n, C] on the host
-        out = [evaluate(spec, cfg.eval_batch_size, sl["trained"], frozen, data) for sl in slots]
+        out = []
+        for sl in slots:  # one at a time, as step_slots
+            out.append(evaluate(spec, cfg.eval_batch_size, sl["trained"], frozen, data))
+            if len(slots) > 1:
+                out[-1].block_until_ready()
         return to_host(jnp.concatenate(out) if len(out) > 1 else out[0])[:n_seeds, :n]
 
     def evaluate_all(slots, n_seeds):
@@ -312,10 +329,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
             if t % steps_per_epoch == 0 or t == start:
                 for sl in slots:
                     sl["perm"] = epoch_permutations(sl["order"], t // steps_per_epoch, n_train)
-            step = jnp.int32(t)
-            for sl in slots:  # the same compiled program for every slot; donated state is updated in place
-                sl["trained"], sl["opt"], sl["loss"] = train_step(spec, sl["trained"], sl["opt"], sl["perm"], sl["hp"],
-                                                                  sl["drop"], frozen, train_data, step)
+            step_slots(spec, slots, frozen, train_data, t)
             loss = slots[0]["loss"] if len(slots) == 1 else jnp.concatenate([sl["loss"] for sl in slots])
             losses.append(loss)
             if t == start:

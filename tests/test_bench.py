@@ -63,3 +63,42 @@ def test_gemm_shapes_cover_the_model_flops(name):
     assert got == enc.num_layers * (6 * B * L * (4 * H * H + 2 * H * I) + 12 * B * L * L * H)
     formula = bench_train.flops_per_seed_step(cfg, B, L)
     assert 0.99 * formula < got < formula
+
+
+def test_per_seed_summary_by_hand():
+    """bench_summary: medians over repeats, per seed, against jaxseed S=1 and the Trainer, worked by hand."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_summary
+
+    row = lambda c, S, step: dict(model="m", contender=c, seeds=S, step_time_s=step)
+    rows = [row("jaxseed", 1, 1.0), row("jaxseed", 1, 1.2), row("jaxseed", 1, 0.9),  # median 1.0
+            row("jaxseed", 4, 4.4), row("jaxseed", 4, 4.0), row("jaxseed", 4, 4.8),  # per seed 1.1, 1.0, 1.2
+            row("hf-trainer", 1, 1.5), row("hf-trainer", 1, 1.1), dict(row("jaxseed", 8, 1.0), error="x")]
+    out = {(s["contender"], s["seeds"]): s for s in bench_summary.per_seed_rows(rows)}
+    assert set(out) == {("jaxseed", 1), ("jaxseed", 4), ("hf-trainer", 1)}  # the failed row is left out
+    s4 = out[("jaxseed", 4)]
+    assert math.isclose(s4["per_seed_step_s"], 1.1) and math.isclose(s4["min_s"], 1.0) and s4["repeats"] == 3
+    assert math.isclose(s4["vs_jaxseed_s1"], 1.1)
+    assert math.isclose(s4["trainer_per_seed_s"], 1.3) and math.isclose(s4["throughput_vs_trainer"], 1.3 / 1.1)
+    assert "| m | jaxseed | 4 | 3 | 1.100 | 1.000–1.200 | 1.10× | 1.18× |" in bench_summary.markdown(rows)
+
+
+def test_study_bench_smoke(tmp_path):
+    """benchmarks/bench_study.py: jaxseed and the one-process-a-seed Trainer loop on real MRPC, 2 seeds, 2 steps."""
+    cmd = [sys.executable, "benchmarks/bench_study.py", "--smoke", "--out", "smoke", "--out-dir", str(tmp_path)]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    rows = {r["contender"]: r for r in data["rows"]}
+    assert set(rows) == {"jaxseed", "hf-trainer-loop"} and rows["hf-trainer-loop"]["processes"] == 2
+    for r in rows.values():
+        assert len(r["accuracy"]) == 2 and all(0 < a < 1 for a in r["accuracy"])
+        assert all(v >= 0 for k, v in r["phases"].items() if k != "write"), r["phases"]
+    # The phases add up to the wall time (each process's, for the loop).
+    assert math.isclose(sum(rows["jaxseed"]["phases"].values()), rows["jaxseed"]["wall_s"], rel_tol=1e-6)
+    loop = rows["hf-trainer-loop"]
+    assert math.isclose(sum(loop["phases"].values()), sum(loop["per_process_wall_s"]), rel_tol=1e-6)
+    assert rows["jaxseed"]["phases"]["compile"] > 0 and loop["phases"]["compile"] == 0
+    md = (tmp_path / "smoke.md").read_text()
+    assert "| jaxseed | 1 |" in md and "| hf-trainer-loop | 2 |" in md and data["meta"]["dev_examples"] == 408

@@ -5,12 +5,11 @@ import json
 import logging
 
 import jax
-
-from jaxseed import planner
 import numpy as np
 import pandas as pd
 import pytest
 
+from jaxseed import planner
 from jaxseed.cli import main
 from jaxseed.config import ConfigError, Seeds, load_config, resolve_seeds, sweep_rows
 

@@ -90,7 +90,8 @@ def test_seed_in_group_equals_seed_alone(runs):
 
 
 def test_seeds_looped_in_the_program_equal_vmapped(runs):
-    # The CPU default runs each device's seeds in a lax.map instead of vmap: the same numbers.
+    # The CPU default steps each device's seeds one at a time, each in its own buffers (train.slot_size): the
+    # same numbers as one vmapped group.
     np.testing.assert_array_equal(runs["looped"].logits["validation"].argmax(-1),
                                   runs["group"].logits["validation"].argmax(-1))
     np.testing.assert_allclose(runs["looped"].logits["validation"], runs["group"].logits["validation"], atol=1e-4, rtol=0)
