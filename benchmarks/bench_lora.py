@@ -47,7 +47,7 @@ def run_jaxseed(args) -> dict:
     import numpy as np
 
     from jaxseed import models
-    from jaxseed import train as T
+    from jaxseed import optim, train as T
     from jaxseed.models.decoder import DecoderConfig
 
     dc = DecoderConfig.from_hf(hf_config(args.layers, args.vocab))
@@ -62,7 +62,7 @@ def run_jaxseed(args) -> dict:
     trained = {"head": T.init_heads(dc, 2, keys, None), "backbone": T.init_adapters(dc, lora, keys)}
     hp = {"learning_rate": np.full(S, 1e-4, np.float32), "weight_decay": np.full(S, 0.01, np.float32),
           "warmup_steps": np.zeros(S, np.int32), "total_steps": np.full(S, 1000, np.int32)}
-    opt = jax.vmap(T.make_optimizer(spec, hp).init)(trained)
+    opt = jax.vmap(optim.make_optimizer(spec, hp).init)(trained)
     data_b = batches(1, B * args.steps, L, args.vocab)[0]
     n = B * args.steps
     data = {"ids": jnp.asarray(data_b[0]), "mask": jnp.ones((n, L), jnp.int32), "type_ids": jnp.zeros((n, L), jnp.int32),

@@ -37,7 +37,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PHASES = ["startup", "load", "tokenize", "compile", "train", "eval", "write"]
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_train import hardware, versions, wait_quiet  # noqa: E402
+from bench_common import hardware, versions, wait_quiet  # noqa: E402
 
 
 def minilm_dir() -> str:

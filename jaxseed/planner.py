@@ -41,7 +41,6 @@ A chunk spreads over all devices, so a device holds chunk / devices seeds.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from jaxseed.config import ConfigError
 

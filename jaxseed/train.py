@@ -30,7 +30,7 @@ from jaxseed import models, planner
 from jaxseed.checkpoint import Preempted
 from jaxseed.config import Config, ConfigError, Seeds, sweep_rows
 from jaxseed.models import lora as lora_lib
-from jaxseed.optim import lr_factor, make_optimizer, stop_on_nonfinite  # noqa: F401 (public here too)
+from jaxseed.optim import lr_factor, make_optimizer
 from jaxseed.distributed import is_primary, to_host
 from jaxseed.data import Encoded
 
@@ -215,6 +215,13 @@ def num_steps(cfg: Config, num_train: int) -> tuple[int, int]:
     return total, math.ceil(cfg.warmup_ratio * total)
 
 
+def eval_batch(n: int, limit: int) -> int:
+    """The batch that evaluates n examples in as few batches as `limit` allows, split evenly, so that fewer than
+    one row a batch is padding (408 examples, limit 64: 7 batches of 59 rather than 7 of 64, 40 rows padding)."""
+    n = max(n, 1)
+    return -(-n // -(-n // limit))
+
+
 def _to_device(enc: Encoded, sharding, pad_to: int = 1) -> dict:
     n = enc.ids_NxL.shape[0]
     pad = (-n) % pad_to
@@ -237,12 +244,14 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     lora = models.lora_from_config(cfg, encoder)
     mesh = seed_mesh()
     ndev = mesh.devices.size
+    choices = task.num_labels if task.formulation == "choice" else 0
     spec = StepSpec(encoder, task.num_labels, cfg.batch_size, cfg.dtype, cfg.remat, cfg.max_grad_norm,
-                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, choices=task.num_labels if task.formulation == "choice" else 0, lora=lora)
+                    cfg.adam_beta1, cfg.adam_beta2, cfg.adam_epsilon, choices=choices, lora=lora)
     per_seed, shared = NamedSharding(mesh, P("seed")), NamedSharding(mesh, P())
     train_data = _to_device(train_enc, shared)
-    dev_data = {s: _to_device(e, shared, cfg.eval_batch_size) for s, e in dev_encs.items()}
-    held_data = None if early is None else _to_device(early.held, shared, cfg.eval_batch_size)
+    batch_of = lambda e: eval_batch(len(e.label_N), cfg.eval_batch_size)
+    dev_data = {s: _to_device(e, shared, batch_of(e)) for s, e in dev_encs.items()}
+    held_data = None if early is None else _to_device(early.held, shared, batch_of(early.held))
     n_train = train_enc.ids_NxL.shape[0]
     total, _ = num_steps(cfg, n_train)
     steps_per_epoch = n_train // cfg.batch_size
@@ -253,7 +262,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
     def evaluate_slots(slots, data, n_seeds, n):  # logits [n_seeds, n, C] on the host
         out = []
         for sl in slots:  # one at a time, as step_slots
-            out.append(evaluate(spec, cfg.eval_batch_size, sl["trained"], frozen, data))
+            out.append(evaluate(spec, eval_batch(n, cfg.eval_batch_size), sl["trained"], frozen, data))
             if len(slots) > 1:
                 out[-1].block_until_ready()
         return to_host(jnp.concatenate(out) if len(out) > 1 else out[0])[:n_seeds, :n]
@@ -269,7 +278,7 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
         trained, opt = (join_slots([sl[key] for sl in slots], per_seed) for key in ("trained", "opt"))
         loss_TxS = np.zeros((total, chunk_size), np.float32)
         if losses:
-            loss_TxS[:len(losses)] = to_host(jnp.stack(losses))
+            loss_TxS[:len(losses)] = loss_rows(losses)
         state = {"trained": trained, "opt": opt, "loss": jax.device_put(loss_TxS, shared)}
         if eval_steps:  # fixed shapes, zero until evaluated, so a fresh state describes any checkpoint's
             n_dev = {s: len(e.label_N) for s, e in dev_encs.items()}
@@ -279,6 +288,14 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                     evals[s][i] = lg[s]
             state["evals"] = jax.device_put(evals, shared)
         return state
+
+    def loss_rows(losses):  # [T, S] on the host; a step's entry is a row (restored) or its slots' losses
+        rows = [x if isinstance(x, (np.ndarray, jax.Array)) else jnp.concatenate(x) for x in losses]
+        return np.array(to_host(jnp.stack(rows)))  # writable: diverged seeds are masked in place
+
+    def slots_to_host(slots, key, n_real):  # one slot at a time: no joined [S, ...] copy on the device
+        parts = [jax.tree.map(to_host, sl[key]) for sl in slots]
+        return jax.tree.map(lambda *xs: np.concatenate(xs)[:n_real], *parts)
 
     def init_trained(init_k, n):
         trained = {"head": init_heads(encoder, spec.head_width, init_k, pooler)}
@@ -330,13 +347,12 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                 for sl in slots:
                     sl["perm"] = epoch_permutations(sl["order"], t // steps_per_epoch, n_train)
             step_slots(spec, slots, frozen, train_data, t)
-            loss = slots[0]["loss"] if len(slots) == 1 else jnp.concatenate([sl["loss"] for sl in slots])
-            losses.append(loss)
+            losses.append([sl["loss"] for sl in slots])  # joined only when logged or saved
             if t == start:
-                jax.block_until_ready(loss)
+                jax.block_until_ready(losses[-1])
                 compile_s = time.perf_counter() - t0  # the first step holds compilation
             if (t + 1) % cfg.log_every == 0 or t + 1 == end:
-                l = to_host(loss)[:n_real]  # every process: a collective across hosts
+                l = loss_rows(losses[-1:])[0, :n_real]  # every process: a collective across hosts
                 bar.set_postfix(loss=f"{l.mean():.4f}", spread=f"{l.min():.3f}-{l.max():.3f}")
             if cfg.eval_every and (t + 1) % cfg.eval_every == 0 and t + 1 < total:
                 history.append((t + 1, evaluate_all(slots, n_real)))
@@ -349,22 +365,20 @@ def make_train(cfg: Config, task, pretrained: model_lib.Pretrained, train_enc: E
                                 f"checkpoint written to {ck.dir}")
         bar.close()
         jax.block_until_ready([sl.get("loss") for sl in slots])  # the steps still in flight count as training
-        trained, opt = (join_slots([sl[key] for sl in slots], per_seed) for key in ("trained", "opt"))
-        loss_TxS = np.array(to_host(jnp.stack(losses)))[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
+        loss_TxS = loss_rows(losses)[:, :n_real] if losses else np.zeros((0, n_real), np.float32)
         train_s = time.perf_counter() - t0 - compile_s
         if until is not None:  # the state at `until`, and every seed's logits on the held-out examples
             held = evaluate_slots(slots, held_data, n_real, len(early.held.label_N))
-            return (jax.tree.map(lambda x: to_host(x)[:n_real], {"trained": trained, "opt": opt}), loss_TxS, history,
+            return ({key: slots_to_host(slots, key, n_real) for key in ("trained", "opt")}, loss_TxS, history,
                     held, compile_s, train_s)
         t_eval = time.perf_counter()
         logits = evaluate_all(slots, n_real)
         eval_s = time.perf_counter() - t_eval
-        diverged_S = to_host(opt.diverged)[:n_real]
+        diverged_S = np.concatenate([to_host(sl["opt"].diverged) for sl in slots])[:n_real]
         for s, d in enumerate(diverged_S):  # a stopped seed's later losses are of frozen, broken weights: not shown
             if d:
                 loss_TxS[d:, s] = np.nan
-        return (logits, loss_TxS, history, compile_s, train_s, jax.tree.map(lambda x: to_host(x)[:n_real], trained),
-                diverged_S, eval_s)
+        return logits, loss_TxS, history, compile_s, train_s, slots_to_host(slots, "trained", n_real), diverged_S, eval_s
 
     def _hp(values):  # per-row arrays from per-row values (config.sweep_rows)
         n = len(values["learning_rate"])

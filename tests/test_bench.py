@@ -50,18 +50,19 @@ def test_gemm_shapes_cover_the_model_flops(name):
     """The floor's products are the model's FLOPs formula less its bias and LayerNorm terms, worked by hand:
     per layer 6 * tokens * (4H^2 + 2HI) for the dense layers and 12 * B * L^2 * H for attention."""
     sys.path.insert(0, str(REPO / "benchmarks"))
-    import bench_train
+    import bench_common
+    import bench_jax
 
     from jaxseed.models.encoder import EncoderConfig
 
-    cfg = bench_train.model_config(name)
+    cfg = bench_common.model_config(name)
     enc = EncoderConfig.from_hf(cfg)
     B, L, H, I = 16, 128, enc.hidden_size, enc.intermediate_size
-    shapes = bench_train.gemm_shapes(enc, B, L)
+    shapes = bench_jax.gemm_shapes(enc, B, L)
     assert len(shapes) == enc.num_layers * (6 * 3 + 6)
     got = sum(2 * b * m * k * n for b, m, k, n in shapes)
     assert got == enc.num_layers * (6 * B * L * (4 * H * H + 2 * H * I) + 12 * B * L * L * H)
-    formula = bench_train.flops_per_seed_step(cfg, B, L)
+    formula = bench_common.flops_per_seed_step(cfg, B, L)
     assert 0.99 * formula < got < formula
 
 
@@ -102,3 +103,25 @@ def test_study_bench_smoke(tmp_path):
     assert rows["jaxseed"]["phases"]["compile"] > 0 and loop["phases"]["compile"] == 0
     md = (tmp_path / "smoke.md").read_text()
     assert "| jaxseed | 1 |" in md and "| hf-trainer-loop | 2 |" in md and data["meta"]["dev_examples"] == 408
+
+
+def test_slot_overhead_smoke(tmp_path):
+    """benchmarks/slot_overhead.py: one process, a tiny model, 2 slots; the ratio is the two medians' quotient."""
+    cmd = [sys.executable, "benchmarks/slot_overhead.py", "--smoke", "--out", "smoke", "--out-dir", str(tmp_path)]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads((tmp_path / "smoke.json").read_text())
+    (r,) = data["rows"]
+    assert (r["seeds"], r["seq_len"], r["calls_alone"], r["steps_grouped"]) == (2, 16, 4, 2)
+    assert r["alone_s"] > 0 and r["grouped_s"] > 0
+    assert math.isclose(r["ratio"], r["grouped_s"] / r["alone_s"], rel_tol=1e-12)
+    md = (tmp_path / "smoke.md").read_text()
+    assert "python benchmarks/slot_overhead.py --smoke" in md and f"| 2 | 16 | 1 | {r['ratio']:.3f} |" in md
+
+
+def test_slot_overhead_refuses_one_seed(tmp_path):
+    cmd = [sys.executable, "benchmarks/slot_overhead.py", "--seeds", "1", "--out-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--seeds must be at least 2" in proc.stderr
+    assert not list(tmp_path.iterdir())

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxseed import models, planner
+from jaxseed import models, optim, planner
 from jaxseed import train as train_lib
 from jaxseed.config import Seeds, load_config
 from jaxseed.models import lora as lora_lib
@@ -99,7 +99,7 @@ def step_bytes(dc, lora, S, B, L, C=2):
     trained = {"head": train_lib.init_heads(dc, C, keys, None), "backbone": train_lib.init_adapters(dc, lora, keys)}
     hp = {"learning_rate": np.full(S, 1e-3, np.float32), "weight_decay": np.zeros(S, np.float32),
           "warmup_steps": np.zeros(S, np.int32), "total_steps": np.full(S, 10, np.int32)}
-    opt = jax.vmap(train_lib.make_optimizer(spec, hp).init)(trained)
+    opt = jax.vmap(optim.make_optimizer(spec, hp).init)(trained)
     N = 2 * B
     data = {k: jnp.ones((N, L), jnp.int32) for k in ("ids", "mask", "type_ids")} | {"label": jnp.zeros(N, jnp.int32)}
     perm = jnp.tile(jnp.arange(N), (S, 1))

@@ -125,6 +125,28 @@ def test_full_mode_trains_per_seed_backbones(runs):
     assert leaf.shape[0] == 3 and not np.allclose(leaf[0], leaf[1])
 
 
+@pytest.mark.parametrize("n,limit,want", [(408, 64, 59), (64, 64, 64), (65, 64, 33), (1, 64, 1), (48, 16, 16),
+                                          (48, 20, 16), (5, 1, 1)])
+def test_eval_batch_by_hand(n, limit, want):
+    assert train_lib.eval_batch(n, limit) == want
+
+
+def test_eval_batch_pads_less_than_a_row_a_batch():
+    for n in range(1, 300):
+        for limit in (1, 7, 16, 64):
+            b = train_lib.eval_batch(n, limit)
+            batches = -(-n // b)
+            assert b <= limit and batches == -(-n // limit) and b * batches - n < batches, (n, limit, b)
+
+
+def test_eval_batch_size_does_not_change_predictions(runs, tiny_bert_dir, glue_dir):
+    """48 dev examples in 3 batches of 16 (the fixture) or 7 of 7 (6 rows of padding): the same logits."""
+    other = make(tiny_cfg(tiny_bert_dir, glue_dir, seed_loop=False, eval_batch_size=7))(SEEDS)
+    ref = runs["group"].logits["validation"]
+    assert ref.shape == other.logits["validation"].shape == (3, 48, 2)
+    np.testing.assert_allclose(other.logits["validation"], ref, atol=1e-5)
+
+
 def test_head_mode_shares_a_frozen_backbone(tiny_bert_dir, glue_dir):
     cfg = tiny_cfg(tiny_bert_dir, glue_dir, train_mode="head", max_steps=3)
     res = make(cfg)(SEEDS)
