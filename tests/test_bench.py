@@ -125,3 +125,17 @@ def test_slot_overhead_refuses_one_seed(tmp_path):
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "--seeds must be at least 2" in proc.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_idle_memory_smoke():
+    """benchmarks/idle_memory.py: every gap timed every round; the medians are the medians of those times."""
+    cmd = [sys.executable, "benchmarks/idle_memory.py", "--mb", "8", "--gaps", "0,0.05", "--rounds", "3"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["mb"] == 8 and set(out["times_s"]) == {"0.0", "0.05"}
+    for g, ts in out["times_s"].items():
+        assert len(ts) == 3 and all(t > 0 for t in ts)
+        assert out["median_s"][g] == sorted(ts)[1]
+    bad = subprocess.run(cmd[:2] + ["--gaps", "x"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--gaps takes comma-separated seconds" in bad.stderr
