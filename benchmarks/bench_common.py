@@ -8,6 +8,8 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -173,3 +175,18 @@ def hardware() -> dict:
         pass
     return {"cpu": cpu, "cores": os.cpu_count(), "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
             "gpu": None}
+
+
+def run_worker(script: str, a: dict, env: dict, timeout: float) -> dict:
+    """`script --worker a` in a fresh process with `env` added: the dict it prints on its ROW line, or an error."""
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)} | env
+    try:
+        p = subprocess.run([sys.executable, script, "--worker", json.dumps(a)], capture_output=True, text=True,
+                           env=env, timeout=timeout, cwd=ROOT)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(p.stdout.splitlines()):
+        if line.startswith("ROW "):
+            return json.loads(line[4:])
+    tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"exit {p.returncode}: {tail[:300]}"}

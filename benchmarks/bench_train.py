@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -56,7 +55,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_summary  # noqa: E402
 from bench_common import (NUM_LABELS, RESULTS, ROOT, SCHEDULE_STEPS, flops_per_seed_step, hardware,  # noqa: E402
-                          measure_peak, model_config, versions, wait_quiet)
+                          measure_peak, model_config, run_worker, versions, wait_quiet)
 
 CONTENDERS = ["jaxseed", "jaxseed-vmap", "jaxseed-seq", "hf-trainer", "torch-func", "jaxseed-bf16", "jaxseed-remat",
               "gemm-floor", "jaxseed-breakdown"]
@@ -77,22 +76,11 @@ def worker(a: dict) -> dict:
 # --- driver -------------------------------------------------------------------------------------------
 
 def run_one(a: dict, timeout: float, host_malloc: str) -> dict:
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
     from jaxseed.cli import HOST_MALLOC_ENV
 
     if host_malloc == "as-run":  # jaxseed as `jaxseed run` sets it up (its default allocator); others as they come
         host_malloc = "hugepages" if a["contender"].startswith("jaxseed") else "default"
-    env |= HOST_MALLOC_ENV[host_malloc]
-    try:
-        p = subprocess.run([sys.executable, __file__, "--worker", json.dumps(a)], capture_output=True, text=True,
-                           env=env, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in reversed(p.stdout.splitlines()):
-        if line.startswith("ROW "):
-            return json.loads(line[4:])
-    tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"error": f"exit {p.returncode}: {tail[:300]}"}
+    return run_worker(__file__, a, HOST_MALLOC_ENV[host_malloc], timeout)
 
 
 def finish(row: dict, a: dict, peak: float):

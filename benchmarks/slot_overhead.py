@@ -26,14 +26,13 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (NUM_LABELS, RESULTS, ROOT, _iqr, hardware, model_config, rss_mb, synthetic,  # noqa: E402
-                          versions, wait_quiet)
+from bench_common import (NUM_LABELS, RESULTS, ROOT, _iqr, hardware, model_config, rss_mb, run_worker,  # noqa: E402
+                          synthetic, versions, wait_quiet)
 
 
 def worker(a: dict) -> dict:
@@ -82,21 +81,6 @@ def worker(a: dict) -> dict:
                 faults_grouped=statistics.median(x[1] for x in grouped), calls_alone=len(alone),
                 steps_grouped=len(grouped), peak_rss_mb=round(peak), base_rss_mb=round(base),
                 device=f"{jax.devices()[0].platform} x{ndev}")
-
-
-def run_one(a: dict, host_malloc: str, timeout: float) -> dict:
-    from jaxseed.cli import HOST_MALLOC_ENV
-
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)} | HOST_MALLOC_ENV[host_malloc]
-    try:
-        p = subprocess.run([sys.executable, __file__, "--worker", json.dumps(a)], capture_output=True, text=True,
-                           env=env, timeout=timeout, cwd=ROOT)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in reversed(p.stdout.splitlines()):
-        if line.startswith("ROW "):
-            return json.loads(line[4:])
-    return {"error": f"exit {p.returncode}: {(p.stderr.strip().splitlines() or ['no output'])[-1][:300]}"}
 
 
 def markdown(meta: dict, rows: list[dict]) -> str:
@@ -169,7 +153,8 @@ def main(argv=None) -> int:
                     wait_quiet(0.3, 300, lambda m: print(m, file=sys.stderr))
                 a = dict(seeds=s, seq_len=length, batch_size=args.batch_size, rounds=args.rounds,
                          hf_config=model_config(args.model))
-                row = dict(seeds=s, seq_len=length, repeat=rep + 1) | run_one(a, args.host_malloc, args.timeout)
+                got = run_worker(__file__, a, HOST_MALLOC_ENV[args.host_malloc], args.timeout)
+                row = dict(seeds=s, seq_len=length, repeat=rep + 1) | got
                 print(json.dumps(row), file=sys.stderr)
                 rows.append(row)
     out = Path(args.out_dir)
