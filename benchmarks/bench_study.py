@@ -16,7 +16,10 @@ Wall time runs from starting the command to its exit, split into
   write      predictions, weights, metrics, exit
 The loop's phases are summed over its S processes.
 
-    python benchmarks/bench_study.py --seeds 8 --max-steps 100 --max-length 64 --task mrpc --out study_cpu
+    python benchmarks/bench_study.py --seeds 8 --max-steps 100 --max-length 64 --task mrpc --repeats 2 --out study_cpu
+
+With `--repeats R` the contenders run R times, in reversed order every other time (A B B A ...), and each
+repeat's ratio is taken against the same repeat's loop.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,22 +97,47 @@ def run_hf_loop(a, work: Path, env: dict) -> dict:
             "accuracy": acc, "per_process_wall_s": walls}
 
 
+def summary(rows: list[dict]) -> list[dict]:
+    """Per contender over the repeats: the median wall time and phases, and the median of each repeat's
+    wall / the same repeat's loop wall (the ratio a reader should take: drift between repeats cancels in it)."""
+    loop = {r["repeat"]: r["wall_s"] for r in rows if r["contender"] == "hf-trainer-loop"}
+    out = []
+    for c in dict.fromkeys(r["contender"] for r in rows):
+        mine = [r for r in rows if r["contender"] == c]
+        ratios = [r["wall_s"] / loop[r["repeat"]] for r in mine if r["repeat"] in loop]
+        out.append({"contender": c, "repeats": len(mine), "wall_s": float(np.median([r["wall_s"] for r in mine])),
+                    "phases": {k: float(np.median([r["phases"][k] for r in mine])) for k in PHASES},
+                    "vs_loop": float(np.median(ratios)) if ratios else None,
+                    "vs_loop_each": ratios})
+    return out
+
+
 def markdown(meta: dict, rows: list[dict]) -> str:
-    base = next((r for r in rows if r["contender"] == "hf-trainer-loop"), None)
+    loop = {r["repeat"]: r for r in rows if r["contender"] == "hf-trainer-loop"}
     lines = [f"# A whole seed study, end to end: {meta['out']}", "", f"Command: `{meta['command']}`", "",
              f"Hardware: {meta['hardware']['cpu']}, {meta['hardware']['cores']} cores, {meta['hardware']['ram_gib']} "
              f"GiB RAM, no GPU. Versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()) + ".", "",
              f"Study: {meta['model_name']}, {meta['task'].upper()}, {meta['seeds']} seeds, {meta['max_steps']} steps of "
              f"batch 16 at length {meta['max_length']}, then the whole dev set ({meta['dev_examples']} examples). "
-             "Both contenders ran back to back in this one invocation; each contender as its users run it "
-             "(jaxseed with its default allocator setting, the Trainer with glibc defaults).", "",
-             "| contender | processes | wall s | vs loop | " + " | ".join(PHASES) + " | dev accuracy mean ± std |",
-             "|---|---|---|---|" + "---|" * len(PHASES) + "---|"]
+             "All rows ran in this one invocation, the contenders back to back, in reversed order every other "
+             "repeat (A B, B A, ...); each contender as its users run it (jaxseed with its default allocator "
+             "setting, the Trainer with glibc defaults). `vs loop`: wall time over the same repeat's loop.", "",
+             "| contender | processes | repeat | wall s | vs loop | " + " | ".join(PHASES) + " | dev accuracy mean ± std |",
+             "|---|---|---|---|---|" + "---|" * len(PHASES) + "---|"]
     for r in rows:
+        base = loop.get(r["repeat"])
         ratio = f"{r['wall_s'] / base['wall_s']:.2f}×" if base else "–"
         acc = 100 * np.asarray(r["accuracy"])
-        lines.append(f"| {r['contender']} | {r['processes']} | {r['wall_s']:.1f} | {ratio} | " +
+        lines.append(f"| {r['contender']} | {r['processes']} | {r['repeat']} | {r['wall_s']:.1f} | {ratio} | " +
                      " | ".join(f"{r['phases'][k]:.1f}" for k in PHASES) + f" | {acc.mean():.2f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:.2f} |")
+    if meta.get("repeats", 1) > 1:
+        lines += ["", "Medians over the repeats (`vs loop`: the median of the per-repeat ratios):", "",
+                  "| contender | repeats | wall s | vs loop | " + " | ".join(PHASES) + " |",
+                  "|---|---|---|---|" + "---|" * len(PHASES)]
+        for m in summary(rows):
+            ratio = f"{m['vs_loop']:.2f}× ({', '.join(f'{x:.2f}' for x in m['vs_loop_each'])})" if m["vs_loop"] else "–"
+            lines.append(f"| {m['contender']} | {m['repeats']} | {m['wall_s']:.1f} | {ratio} | "
+                         + " | ".join(f"{m['phases'][k]:.1f}" for k in PHASES) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -122,11 +151,15 @@ def main(argv=None):
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--max-train", type=int, default=None, help="first N training examples only (smoke)")
     p.add_argument("--contenders", default="jaxseed,hf-trainer-loop")
+    p.add_argument("--repeats", type=int, default=1, help="run the contenders R times, the order reversed every other time")
     p.add_argument("--out", default="study_cpu")
     p.add_argument("--out-dir", default=str(RESULTS))
     p.add_argument("--max-wait", type=float, default=120.0)
     p.add_argument("--smoke", action="store_true", help="2 seeds, 2 steps, 48 training examples, no waiting")
     a = p.parse_args(argv)
+    unknown = set(a.contenders.split(",")) - {"jaxseed", "hf-trainer-loop"}
+    if unknown or a.repeats < 1:
+        p.error(f"unknown contenders {sorted(unknown)}" if unknown else "--repeats must be at least 1")
     if a.smoke:
         a.seeds, a.max_steps, a.max_train, a.max_wait = 2, 2, 48, 0
     a.model = a.model or minilm_dir()
@@ -137,17 +170,22 @@ def main(argv=None):
     runners = {"jaxseed": run_jaxseed, "hf-trainer-loop": run_hf_loop}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for c in a.contenders.split(","):
-            wait_quiet(0.5, a.max_wait, log)
-            log(f"{c} ...")
-            row = runners[c](a, Path(tmp), env)
-            log(f"  -> wall {row['wall_s']:.1f} s, phases {json.dumps({k: round(v, 1) for k, v in row['phases'].items()})}")
-            rows.append(row)
+        contenders = a.contenders.split(",")
+        for rep in range(1, a.repeats + 1):
+            for c in contenders if rep % 2 else contenders[::-1]:
+                wait_quiet(0.5, a.max_wait, log)
+                log(f"{c}, repeat {rep} ...")
+                work = Path(tmp) / f"{c}-{rep}"  # removed after its row: a jaxseed run keeps GBs of checkpoint
+                work.mkdir()
+                row = {"repeat": rep} | runners[c](a, work, env)
+                shutil.rmtree(work)
+                log(f"  -> wall {row['wall_s']:.1f} s, phases {json.dumps({k: round(v, 1) for k, v in row['phases'].items()})}")
+                rows.append(row)
     from jaxseed import data as data_lib
     from jaxseed.tasks import get_task
 
     meta = {"out": a.out, "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + sys.argv[1:]),
-            "hardware": hardware(), "versions": versions(), "task": a.task, "seeds": a.seeds,
+            "hardware": hardware(), "versions": versions(), "task": a.task, "seeds": a.seeds, "repeats": a.repeats,
             "max_steps": a.max_steps, "max_length": a.max_length, "model_name": "all-MiniLM-L6-v2" if a.model == minilm_dir() else Path(a.model).name,
             "dev_examples": len(data_lib.load_split(get_task(a.task), "validation", a.data_dir).label)}
     out_dir = Path(a.out_dir)

@@ -20,8 +20,9 @@ import sys
 #   hugepages (default)  glibc.malloc.hugetlb=1: those mmaps get transparent huge pages, so the same memory
 #                        faults in 2 MiB at a time (760 faults a step) and the peak RSS is unchanged
 #                        (benchmarks/NOTES.md); a no-op where the kernel's THP setting is "never"
-#   tuned                glibc keeps freed memory (no mmap, no trim): as fast, but peak RSS twice as high, which
-#                        the planner does not model
+#   tuned                glibc keeps freed memory (no mmap, no trim): as fast, and the first step after a pause is
+#                        not slowed where a VM hands freed memory back to its host, but peak RSS is twice as
+#                        high, which the planner does not model
 #   default              glibc as it comes
 HOST_MALLOC_ENV = {
     "hugepages": {"GLIBC_TUNABLES": "glibc.malloc.hugetlb=1"},

@@ -16,11 +16,16 @@ REQUIRED = ["contender", "model", "seeds", "batch_size", "seq_len", "step_time_s
             "peak_rss_mb", "peak_device_mb", "device", "mfu"]
 
 
-def test_bench_smoke(tmp_path):
-    cmd = [sys.executable, "benchmarks/bench_train.py", "--smoke", "--seeds", "2", "--contenders",
-           ",".join(CONTENDERS), "--out", "smoke", "--out-dir", str(tmp_path)]
+def run_script(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """benchmarks/<script> with args, offline and on CPU, from the repository root."""
     env = os.environ | {"HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_bench_smoke(tmp_path):
+    proc = run_script("bench_train.py", "--smoke", "--seeds", "2", "--contenders", ",".join(CONTENDERS),
+                      "--out", "smoke", "--out-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "smoke.json").read_text())
     rows = data["rows"]
@@ -86,9 +91,7 @@ def test_per_seed_summary_by_hand():
 
 def test_study_bench_smoke(tmp_path):
     """benchmarks/bench_study.py: jaxseed and the one-process-a-seed Trainer loop on real MRPC, 2 seeds, 2 steps."""
-    cmd = [sys.executable, "benchmarks/bench_study.py", "--smoke", "--out", "smoke", "--out-dir", str(tmp_path)]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_script("bench_study.py", "--smoke", "--out", "smoke", "--out-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "smoke.json").read_text())
     rows = {r["contender"]: r for r in data["rows"]}
@@ -105,11 +108,31 @@ def test_study_bench_smoke(tmp_path):
     assert "| jaxseed | 1 |" in md and "| hf-trainer-loop | 2 |" in md and data["meta"]["dev_examples"] == 408
 
 
+def test_study_summary_by_hand():
+    """bench_study: per-repeat ratios against the same repeat's loop, and medians over repeats, worked by hand."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import bench_study
+
+    def row(c, rep, wall):
+        return dict(contender=c, repeat=rep, wall_s=wall, phases=dict.fromkeys(bench_study.PHASES, wall / 7),
+                    processes=1, accuracy=[0.5, 0.7])
+
+    rows = [row("jaxseed", 1, 90.0), row("hf-trainer-loop", 1, 100.0), row("hf-trainer-loop", 2, 120.0),
+            row("jaxseed", 2, 126.0), row("jaxseed", 3, 80.0), row("hf-trainer-loop", 3, 100.0)]
+    out = {m["contender"]: m for m in bench_study.summary(rows)}
+    js = out["jaxseed"]
+    assert js["repeats"] == 3 and js["wall_s"] == 90.0 and js["vs_loop_each"] == [0.9, 1.05, 0.8]
+    assert js["vs_loop"] == 0.9 and math.isclose(js["phases"]["train"], 90 / 7)
+    assert out["hf-trainer-loop"]["vs_loop"] == 1.0 and out["hf-trainer-loop"]["wall_s"] == 100.0
+    meta = dict(out="t", command="c", hardware=dict(cpu="x", cores=2, ram_gib=1), versions={}, model_name="m",
+                task="mrpc", seeds=2, max_steps=1, max_length=8, dev_examples=3, repeats=3)
+    md = bench_study.markdown(meta, rows)
+    assert "| jaxseed | 1 | 2 | 126.0 | 1.05× |" in md and "| jaxseed | 3 | 90.0 | 0.90× (0.90, 1.05, 0.80) |" in md
+
+
 def test_slot_overhead_smoke(tmp_path):
     """benchmarks/slot_overhead.py: one process, a tiny model, 2 slots; the ratio is the two medians' quotient."""
-    cmd = [sys.executable, "benchmarks/slot_overhead.py", "--smoke", "--out", "smoke", "--out-dir", str(tmp_path)]
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_script("slot_overhead.py", "--smoke", "--out", "smoke", "--out-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr[-3000:]
     data = json.loads((tmp_path / "smoke.json").read_text())
     (r,) = data["rows"]
@@ -121,21 +144,24 @@ def test_slot_overhead_smoke(tmp_path):
 
 
 def test_slot_overhead_refuses_one_seed(tmp_path):
-    cmd = [sys.executable, "benchmarks/slot_overhead.py", "--seeds", "1", "--out-dir", str(tmp_path)]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = run_script("slot_overhead.py", "--seeds", "1", "--out-dir", str(tmp_path), timeout=120)
     assert proc.returncode == 2 and "--seeds must be at least 2" in proc.stderr
     assert not list(tmp_path.iterdir())
 
 
-def test_idle_memory_smoke():
-    """benchmarks/idle_memory.py: every gap timed every round; the medians are the medians of those times."""
-    cmd = [sys.executable, "benchmarks/idle_memory.py", "--mb", "8", "--gaps", "0,0.05", "--rounds", "3"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads(proc.stdout)
-    assert out["mb"] == 8 and set(out["times_s"]) == {"0.0", "0.05"}
-    for g, ts in out["times_s"].items():
-        assert len(ts) == 3 and all(t > 0 for t in ts)
-        assert out["median_s"][g] == sorted(ts)[1]
-    bad = subprocess.run(cmd[:2] + ["--gaps", "x"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "--gaps takes comma-separated seconds" in bad.stderr
+def test_after_idle_smoke(tmp_path):
+    """benchmarks/after_idle.py: every allocator setting in its own process, every kind of work timed busy and
+    after the gap every round; the medians are the medians of those times; a bad setting is refused."""
+    args = ["--smoke", "--out", "smoke", "--out-dir", str(tmp_path)]
+    proc = run_script("after_idle.py", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads((tmp_path / "smoke.json").read_text())["rows"]
+    assert [r["host_malloc"] for r in rows] == ["hugepages", "tuned"]
+    for r in rows:
+        for k in ("step", "matmul", "resident"):
+            for when in ("busy", "after_idle"):
+                ts = r[k][when]["times_s"]
+                assert len(ts) == 2 and all(t > 0 for t in ts) and r[k][when]["median_s"] == sum(ts) / 2
+    assert "| tuned | step |" in (tmp_path / "smoke.md").read_text()
+    bad = run_script("after_idle.py", *args, "--host-malloc", "jemalloc", timeout=120)
+    assert bad.returncode == 2 and "--host-malloc takes settings among" in bad.stderr
