@@ -24,26 +24,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import NUM_LABELS, RESULTS, ROOT, hardware, model_config, run_worker, synthetic, versions  # noqa: E402
+from bench_common import RESULTS, ROOT, hardware, model_config, run_worker, versions  # noqa: E402
 
 
 def worker(a: dict) -> dict:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from bench_jax import make_slots
+    from bench_jax import slot_setup
     from jaxseed import train as T
-    from jaxseed.models import encoder as model_lib
 
-    enc = model_lib.EncoderConfig.from_hf(model_config(a["model"]))
-    B, L, n = a["batch_size"], a["seq_len"], a["batch_size"] * 8
-    spec = T.StepSpec(enc, NUM_LABELS, B)
-    ids, mask, types, label = synthetic(n, L, enc.vocab_size)
-    data = jax.device_put({"ids": ids, "mask": mask, "type_ids": types, "label": label},
-                          NamedSharding(T.seed_mesh(), P()))
-    slot = make_slots(spec, model_lib.random_backbone(jax.random.PRNGKey(0), enc), [0], 1, 10_000, n)[0]
+    spec, data, (slot,) = slot_setup(model_config(a["model"]), a["batch_size"], a["seq_len"], [0], 1, 10_000)
     t = 0
 
     def step():

@@ -39,6 +39,25 @@ def make_slots(spec, backbone, seeds: list[int], k: int, total: int, n_examples:
     return jax.block_until_ready(slots)
 
 
+def slot_setup(hf_config: dict, batch_size: int, seq_len: int, seeds: list[int], k: int, total: int):
+    """(spec, data, slots) of the in-process benchmarks (slot_overhead.py, after_idle.py): a random-init model,
+    8 batches of synthetic tokens on the device shared by every seed, and the seeds' state in slots of k."""
+    import jax
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from jaxseed import train as T
+    from jaxseed.models import encoder as model_lib
+
+    enc = model_lib.EncoderConfig.from_hf(hf_config)
+    spec = T.StepSpec(enc, NUM_LABELS, batch_size)
+    n = batch_size * 8
+    ids, mask, types, label = synthetic(n, seq_len, enc.vocab_size)
+    data = jax.device_put({"ids": ids, "mask": mask, "type_ids": types, "label": label},
+                          NamedSharding(T.seed_mesh(), P()))
+    backbone = model_lib.random_backbone(jax.random.PRNGKey(0), enc)
+    return spec, data, make_slots(spec, backbone, seeds, k, total, n)
+
+
 def worker_jax(a: dict) -> dict:
     import jax
     import numpy as np

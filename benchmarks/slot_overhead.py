@@ -31,31 +31,22 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (NUM_LABELS, RESULTS, ROOT, _iqr, hardware, model_config, rss_mb, run_worker,  # noqa: E402
-                          synthetic, versions, wait_quiet)
+from bench_common import (RESULTS, ROOT, _iqr, hardware, model_config, rss_mb, run_worker, versions,  # noqa: E402
+                          wait_quiet)
 
 
 def worker(a: dict) -> dict:
     import jax
-    from jax.sharding import NamedSharding, PartitionSpec as P
 
-    from bench_jax import make_slots
+    from bench_jax import slot_setup
     from jaxseed import train as T
-    from jaxseed.models import encoder as model_lib
 
     base = rss_mb()
     S, B, L, R = a["seeds"], a["batch_size"], a["seq_len"], a["rounds"]
     ndev = len(jax.devices())
     if T.slot_size(None, ndev, S) != ndev:
         return {"error": f"seeds are vmapped, not looped, on {jax.default_backend()}: no slots to measure"}
-    enc = model_lib.EncoderConfig.from_hf(a["hf_config"])
-    spec = T.StepSpec(enc, NUM_LABELS, B)
-    n = B * 8
-    ids, mask, types, label = synthetic(n, L, enc.vocab_size)
-    data = jax.device_put({"ids": ids, "mask": mask, "type_ids": types, "label": label},
-                          NamedSharding(T.seed_mesh(), P()))
-    backbone = model_lib.random_backbone(jax.random.PRNGKey(0), enc)
-    slots = make_slots(spec, backbone, list(range(S)), ndev, 2 + R * 2 * S, n)
+    spec, data, slots = slot_setup(a["hf_config"], B, L, list(range(S)), ndev, 2 + R * 2 * S)
     t = 0
 
     def timed(group):  # one step of these slots: (seconds, minor page faults)
